@@ -1,0 +1,18 @@
+"""Scenario names of the simulated environment (kept apart so the CLI parses without importing
+the emulator). sim/scenarios.py defines one Scenario per name."""
+
+SCENARIOS: tuple[str, ...] = (
+    "fresh",
+    "cluster-ready",
+    "partial",
+    "deployed",
+    "low-quota",
+    "stockout",
+    "missing-permission",
+    "api-disabled",
+    "bad-hf-token",
+    "bad-pull-secret",
+    "two-nodes",
+    "slow-compile",
+    "flaky-api",
+)
