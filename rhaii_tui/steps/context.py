@@ -1,0 +1,126 @@
+"""StepContext: what every step works with. The config, the connection profile, the state store,
+the secrets the user entered (memory only), and lazily: the GKE client, the cluster, and a
+KubeSession for it (cached; dropped when the cluster vanishes or its endpoint/CA change).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from ..cloud.gke import CloudError, ClusterInfo, Gke
+from ..cloud.kube import KubeSession
+from ..cloud.profile import ConnectionProfile
+from ..config import DeployConfig, StateStore
+from ..secrets import SecretsInput
+
+log = logging.getLogger(__name__)
+
+
+class StepContext:
+    def __init__(self, cfg: DeployConfig, profile: ConnectionProfile, state_store: StateStore | None = None,
+                 *, secrets: SecretsInput | None = None, cluster_max_age: float = 3.0) -> None:
+        self.cfg = cfg
+        self.profile = profile
+        self.state_store = state_store
+        self.secrets = secrets or SecretsInput()
+        self.cluster_max_age = cluster_max_age
+        self._lock = threading.RLock()
+        self._gke: Gke | None = None
+        self._gke_key: tuple[str, str] | None = None
+        self._cluster: ClusterInfo | None = None
+        self._cluster_at = 0.0
+        self._cluster_key: tuple[str, str, str] | None = None
+        self._kube: KubeSession | None = None
+        self._kube_key: tuple[str, str] | None = None
+
+    # config ---------------------------------------------------------------------------------------
+    def set_config(self, cfg: DeployConfig) -> None:
+        with self._lock:
+            self.cfg = cfg
+            self.invalidate()
+
+    # GKE -----------------------------------------------------------------------------------------
+    @property
+    def gke(self) -> Gke:
+        with self._lock:
+            key = (self.cfg.project, self.cfg.zone)
+            if self._gke is None or self._gke_key != key:
+                self._gke = Gke(self.profile, self.cfg.project, self.cfg.zone)
+                self._gke_key = key
+            return self._gke
+
+    def cluster(self, refresh: bool = False) -> ClusterInfo | None:
+        """The configured cluster (None when it does not exist). Cached for a few seconds."""
+        key = (self.cfg.project, self.cfg.zone, self.cfg.cluster)
+        with self._lock:
+            fresh = (time.monotonic() - self._cluster_at) < self.cluster_max_age
+            if not refresh and fresh and self._cluster_key == key:
+                return self._cluster
+        info = self.gke.get_cluster(self.cfg.cluster)  # raises CloudError
+        with self._lock:
+            self._cluster, self._cluster_at, self._cluster_key = info, time.monotonic(), key
+            if info is None or not info.endpoint:
+                self._drop_kube()
+        return info
+
+    # Kubernetes ------------------------------------------------------------------------------------
+    def kube(self, refresh: bool = False) -> KubeSession:
+        """A session for the cluster's Kubernetes API. CloudError(not_found) when there is no cluster
+        yet, CloudError(conflict) while it has no endpoint."""
+        info = self.cluster(refresh=refresh)
+        if info is None:
+            raise CloudError("not_found", f"Cluster {self.cfg.cluster} does not exist in {self.cfg.zone}.",
+                             "Create it in step 2 (or check the cluster name and zone).")
+        if not info.endpoint:
+            raise CloudError("conflict", f"Cluster {info.name} has no API endpoint yet (status {info.status}).",
+                             "Wait until step 2 shows the cluster RUNNING.")
+        key = (info.endpoint, info.ca_cert_b64)
+        with self._lock:
+            if self._kube is None or self._kube_key != key:
+                self._drop_kube()
+                self._kube = KubeSession(self.profile, info.access)
+                self._kube_key = key
+            return self._kube
+
+    def kube_or_none(self) -> KubeSession | None:
+        try:
+            return self.kube()
+        except CloudError as e:
+            if e.kind in ("not_found", "conflict"):
+                return None
+            raise
+
+    def _drop_kube(self) -> None:
+        if self._kube is not None:
+            self._kube.close()
+        self._kube = None
+        self._kube_key = None
+
+    def invalidate(self) -> None:
+        """Forget the cached cluster and session (the next call reads them again)."""
+        with self._lock:
+            self._cluster = None
+            self._cluster_at = 0.0
+            self._cluster_key = None
+            self._drop_kube()
+
+    # state file (never secrets) --------------------------------------------------------------------
+    def saved(self) -> dict[str, Any]:
+        if self.state_store is None:
+            return {}
+        return self.state_store.load(self.cfg.project, self.cfg.zone, self.cfg.cluster)
+
+    def record(self, **values: Any) -> None:
+        """Remember choices/timestamps for this target. Best effort: a full disk never fails a step."""
+        if self.state_store is None:
+            return
+        try:
+            self.state_store.update(self.cfg, **values)
+        except (OSError, ValueError) as e:
+            log.warning("could not write the state file: %s", e)
+
+
+__all__ = ["StepContext"]
