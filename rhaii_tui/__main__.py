@@ -1,0 +1,3 @@
+from rhaii_tui.cli import main
+
+raise SystemExit(main())

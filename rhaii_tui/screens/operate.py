@@ -1,0 +1,351 @@
+"""Operate (page 12): the deployment at a glance and the day-two actions.
+
+Status (replicas desired/ready, TPU nodes, pool size, gateway, image, cost per day now and after
+the action being considered), the workload pods, and the actions of steps/operate.py: scale the
+replicas with the node pool, scale to zero and resume, rolling image update and roll back, tear
+down (service, TPU pool, cluster), and the scale-out guide's migration checklist. Every billable or
+destructive action goes through ConfirmCost (type the cluster name); progress lines go to the log
+and the pods table follows the change. Reads and actions run in thread workers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.reactive import reactive
+from textual.widgets import Button, Collapsible, Input, Label, Log
+
+from ..config import TPU_POOL_NAME, DeployConfig
+from ..manifests import workload_deployment_name
+from ..widgets.operate_status import OpsStatusPane
+from ..widgets.operate_tables import ChecklistTable, OpsPodTable
+from . import register_step_screen
+from .base import StepScreen
+from .pages import OPERATE
+
+ACTION_BUTTONS = ("ops-scale", "ops-zero", "ops-resume", "ops-update", "ops-rollback", "ops-teardown-service",
+                  "ops-teardown-node-pool", "ops-teardown-cluster", "ops-migrate", "ops-mig-rollback")
+
+
+def cost_hint(status: Any, replicas_text: str = "") -> str:
+    """'Cost per day now → after' for the action being considered (the replicas typed, else the
+    usual alternatives)."""
+    if status is None or status.cluster_status is None:
+        return ""
+    now = status.cost_now
+    text = replicas_text.strip()
+    if text.isdigit() and int(text) >= 1:
+        n = int(text)
+        return (f"Scale to {n}: ≈ ${now:,.2f}/day now → ≈ ${status.cost_after('scale', n):,.2f}/day "
+                f"({n} TPU node(s), {4 * n} chips)")
+    zero = status.cost_after("scale-to-zero")
+    if status.pool_nodes == 0:
+        return (f"Now ≈ ${now:,.2f}/day. Resume to {status.resume_size}: "
+                f"≈ ${status.cost_after('resume'):,.2f}/day · delete the cluster: $0/day")
+    return (f"Now ≈ ${now:,.2f}/day. After: scale to zero ≈ ${zero:,.2f}/day · "
+            f"delete the TPU pool ≈ ${zero:,.2f}/day · delete the cluster $0/day")
+
+
+@register_step_screen(OPERATE)
+class OperateScreen(StepScreen):
+    """Day-two operations."""
+
+    DEFAULT_CSS = """
+    OperateScreen {
+        .step-purpose { max-height: 2; }
+        .step-commands CommandList { max-height: 3; }
+        #ops-body { height: 1fr; padding: 0 1 0 0; }
+        .ops-row { height: 1; margin: 1 0 0 0; }
+        .ops-label { width: 11; color: $text-muted; }
+        #ops-replicas { width: 8; }
+        #ops-tag { width: 18; }
+        .ops-row Button { margin: 0 0 0 1; min-width: 8; }
+        .ops-section { margin: 1 0 0 0; }
+        #ops-log { height: 8; border: round $primary 40%; background: $surface; }
+        #ops-migration { margin: 1 0 0 0; padding: 0; }
+        #ops-migration .ops-row { margin: 0 0 1 0; }
+    }
+    """
+
+    REFRESH_SECONDS = 3.0
+
+    busy: reactive[bool] = reactive(False, init=False)
+
+    def __init__(self, number: int = OPERATE, **kw: Any) -> None:
+        super().__init__(number, **kw)
+        self.status: Any = None
+        self.result: Any = None            # the last action's OpResult
+        self._stop: threading.Event | None = None
+        self._timer: Any = None
+        self._last_refresh = 0.0
+
+    # composition -------------------------------------------------------------------------------
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll(id="ops-body"):
+            yield OpsStatusPane(id="ops-status")
+            with Horizontal(classes="ops-row"):
+                yield Label("Replicas", classes="ops-label")
+                yield Input(placeholder="N", id="ops-replicas", type="integer", compact=True)
+                yield Button("Scale", id="ops-scale", compact=True)
+                yield Button("Scale to zero", id="ops-zero", compact=True)
+                yield Button("Resume", id="ops-resume", compact=True)
+            with Horizontal(classes="ops-row"):
+                yield Label("Image", classes="ops-label")
+                yield Input(placeholder="tag, e.g. 3.3.0", id="ops-tag", compact=True)
+                yield Button("Update image", id="ops-update", compact=True)
+                yield Button("Roll back", id="ops-rollback", compact=True)
+            with Horizontal(classes="ops-row"):
+                yield Label("Tear down", classes="ops-label")
+                yield Button("Service", id="ops-teardown-service", compact=True)
+                yield Button(f"Node pool {TPU_POOL_NAME}", id="ops-teardown-node-pool", compact=True)
+                yield Button("Cluster", id="ops-teardown-cluster", compact=True)
+                yield Button("Stop following", id="ops-stop", compact=True, disabled=True)
+            yield Label("Replicas", classes="section-title ops-section")
+            yield OpsPodTable(id="ops-pods")
+            yield Label("Progress", classes="section-title ops-section")
+            yield Log(id="ops-log", max_lines=400, auto_scroll=True)
+            with Collapsible(title="Migrate from a single-model deployment (scale-out guide)", collapsed=True,
+                             id="ops-migration"):
+                with Horizontal(classes="ops-row"):
+                    yield Button("Probe the checklist", id="ops-mig-probe", compact=True)
+                    yield Button("Migrate", id="ops-migrate", compact=True)
+                    yield Button("Roll back the migration", id="ops-mig-rollback", compact=True)
+                yield ChecklistTable(id="ops-checklist")
+
+    def commands(self, cfg: DeployConfig) -> list[str]:
+        base = list(self.page.commands(cfg))
+        return base + [
+            f"kubectl patch llminferenceservice {cfg.service} -n {cfg.namespace} --type merge "
+            f"-p '{{\"spec\":{{\"replicas\":{cfg.replicas}}}}}'",
+            f"gcloud container clusters resize {cfg.cluster} --node-pool {TPU_POOL_NAME} --num-nodes {cfg.replicas} "
+            f"--project {cfg.project} --zone {cfg.zone}",
+        ]
+
+    # lifecycle ---------------------------------------------------------------------------------
+    def step_entered(self) -> None:
+        self.refresh_status()
+        if self._timer is None:
+            self._timer = self.set_interval(self.REFRESH_SECONDS, self._tick)
+
+    def _tick(self) -> None:
+        if self.is_current or self.busy:
+            self.refresh_status()
+
+    def refresh_status(self) -> None:
+        ctx = self.ctx
+        self._last_refresh = time.monotonic()
+        if ctx is None:
+            self.query_one(OpsStatusPane).show_hint("Not connected yet.")
+            return
+        self._read_status(ctx)
+
+    @work(thread=True, group="ops-status", exclusive=True, exit_on_error=False)
+    def _read_status(self, ctx: Any) -> None:
+        from ..steps import operate
+
+        try:
+            st = operate.read_status(ctx)
+        except Exception as e:  # noqa: BLE001 - shown, never a traceback
+            self.app.call_from_thread(self.query_one(OpsStatusPane).show_hint, f"Could not read the status: {e}")
+            return
+        self.app.call_from_thread(self.show_status, st)
+
+    def show_status(self, st: Any) -> None:
+        self.status = st
+        self.query_one(OpsStatusPane).show(st)
+        self.query_one(OpsPodTable).show(st.raw_pods, time_scale=self._time_scale(),
+                                         prefix=workload_deployment_name(st.service) + "-")
+        self._update_hint()
+        replicas = self.query_one("#ops-replicas", Input)
+        if st.replicas_desired:
+            replicas.placeholder = str(st.replicas_desired)
+        self.set_state(st.state)
+
+    def _time_scale(self) -> float:
+        from ..steps.operators import time_scale_of
+
+        return time_scale_of(self.profile) if self.profile is not None else 1.0
+
+    def _update_hint(self) -> None:
+        text = self.query_one("#ops-replicas", Input).value
+        self.query_one(OpsStatusPane).show_hint(cost_hint(self.status, text))
+
+    @on(Input.Changed, "#ops-replicas")
+    def _replicas_changed(self) -> None:
+        self._update_hint()
+
+    def watch_busy(self, busy: bool) -> None:
+        for bid in ACTION_BUTTONS:
+            self.query_one(f"#{bid}", Button).disabled = busy
+        self.query_one("#ops-stop", Button).disabled = not busy
+
+    # actions -------------------------------------------------------------------------------------
+    @on(Button.Pressed, "#ops-scale")
+    @on(Input.Submitted, "#ops-replicas")
+    def _scale(self) -> None:
+        raw = self.query_one("#ops-replicas", Input).value.strip()
+        if not raw.isdigit() or int(raw) < 1:
+            self.notify("Type the replicas wanted (1 or more); scale to zero stops the TPU nodes.",
+                        severity="warning", markup=False)
+            return
+        self.ask("scale", n=int(raw))
+
+    @on(Button.Pressed, "#ops-zero")
+    def _zero(self) -> None:
+        self.ask("scale-to-zero")
+
+    @on(Button.Pressed, "#ops-resume")
+    def _resume(self) -> None:
+        self.ask("resume")
+
+    @on(Button.Pressed, "#ops-update")
+    @on(Input.Submitted, "#ops-tag")
+    def _update(self) -> None:
+        tag = self.query_one("#ops-tag", Input).value.strip()
+        if not tag:
+            self.notify("Type the new image tag (e.g. 3.3.0) or a full image reference.", severity="warning",
+                        markup=False)
+            return
+        self.ask("update-image", tag=tag)
+
+    @on(Button.Pressed, "#ops-rollback")
+    def _rollback(self) -> None:
+        self.ask("rollback-image")
+
+    @on(Button.Pressed, "#ops-teardown-service")
+    @on(Button.Pressed, "#ops-teardown-node-pool")
+    @on(Button.Pressed, "#ops-teardown-cluster")
+    def _teardown(self, event: Button.Pressed) -> None:
+        self.ask(str(event.button.id).removeprefix("ops-"))
+
+    @on(Button.Pressed, "#ops-migrate")
+    def _migrate(self) -> None:
+        self.ask("migrate", n=int(self.cfg.replicas))
+
+    @on(Button.Pressed, "#ops-mig-rollback")
+    def _mig_rollback(self) -> None:
+        self.ask("rollback-migration")
+
+    @on(Button.Pressed, "#ops-stop")
+    def _stop_pressed(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+            self.log_line("Stopping (what was sent to the cloud keeps going; run the action again to follow it)...")
+
+    def ask(self, action: str, **kw: Any) -> None:
+        """Describe the action (what, cost now and after); confirm it through ConfirmCost when it is
+        billable or destructive; then run it."""
+        from ..steps import operate
+        from ..widgets.confirm_cost import ConfirmCost
+
+        ctx = self.ctx
+        if ctx is None or self.status is None:
+            self.notify("Not connected yet: wait for the status to show.", severity="warning", markup=False)
+            return
+        if self.busy:
+            self.notify("Another action is running: wait for it, or stop following it.", severity="warning",
+                        markup=False)
+            return
+        try:
+            conf = operate.describe(ctx, action, status=self.status, **kw)
+        except Exception as e:  # noqa: BLE001 - a clear message, never a traceback
+            self.notify(f"Cannot prepare {action}: {e}", severity="error", markup=False)
+            return
+        if conf.refused:
+            self.notify(conf.refused + (f" {conf.fix}" if conf.fix else ""), title=conf.title, severity="error",
+                        markup=False)
+            return
+        if not conf.needed:
+            self.start(action, conf.title, **kw)
+            return
+        lines = list(conf.lines) + [f"now ≈ ${conf.cost_now:,.2f}/day; the cost below is once this is done"]
+
+        def answered(ok: bool | None) -> None:
+            if ok:
+                self.start(action, conf.title, **kw)
+            else:
+                self.log_line(f"{conf.title}: cancelled, nothing changed.")
+
+        self.app.push_screen(ConfirmCost(conf.title, lines, conf.cost_after, self.cfg.cluster,
+                                         destructive=conf.destructive, what=conf.what,
+                                         confirm_label="Delete" if conf.action.startswith("teardown") else "Confirm"),
+                             callback=answered)
+
+    def start(self, action: str, title: str, **kw: Any) -> None:
+        ctx = self.ctx
+        if ctx is None:
+            return
+        if not self.lease_first(title, lambda: self.start(action, title, **kw)):
+            return  # the wizard's one deploy lease first (asks when another rhaii-tui drives)
+        self.busy = True
+        self.result = None
+        self._stop = threading.Event()
+        self.app.lease_keeper.stop_on_loss(self._stop)  # another rhaii-tui took over: stop at the next step
+        self.log_line(f"▶ {title}")
+        self._run_action(ctx, action, kw, self._stop)
+
+    @work(thread=True, group="ops-action", exclusive=True, exit_on_error=False)
+    def _run_action(self, ctx: Any, action: str, kw: dict[str, Any], stop: threading.Event) -> None:
+        from ..steps import operate
+
+        def on_event(ev: Any) -> None:
+            self.app.call_from_thread(self._event, ev)
+
+        try:
+            res = operate.run_action(ctx, action, on_event=on_event, stop=stop, **kw)
+        except Exception as e:  # noqa: BLE001 - shown, never a traceback
+            res = operate.OpResult(action, False, f"Unexpected error: {type(e).__name__}: {e}",
+                                   "Please report it; the status shows where things stand.")
+        if action == "teardown-cluster" and res.ok:
+            self.app.lease_keeper.release()  # the lease went with the cluster: stop renewing it
+        self.app.call_from_thread(self._done, res)
+
+    def _event(self, ev: Any) -> None:
+        if ev.phase not in ("done", "failed"):
+            self.log_line(f"{ev.phase}: {ev.message}")
+        if time.monotonic() - self._last_refresh > 0.5:
+            self.refresh_status()
+
+    def _done(self, res: Any) -> None:
+        self.result = res
+        self.busy = False
+        mark = "✔" if res.ok else ("↩" if res.rolled_back else "✘")
+        self.log_line(f"{mark} {res.summary}")
+        if res.fix and not res.ok:
+            self.log_line(f"  Fix: {res.fix}")
+        self.notify(res.summary, title=res.action, severity="information" if res.ok else "error", markup=False,
+                    timeout=8)
+        if res.config is not None:
+            self.wizard.save_config(res.config)
+        self.refresh_status()
+
+    def log_line(self, text: str) -> None:
+        self.query_one("#ops-log", Log).write_line(f"{time.strftime('%H:%M:%S')} {text}")
+
+    # migration checklist -------------------------------------------------------------------------
+    @on(Collapsible.Expanded, "#ops-migration")
+    @on(Button.Pressed, "#ops-mig-probe")
+    def _probe_checklist(self) -> None:
+        ctx = self.ctx
+        if ctx is not None:
+            self._read_checklist(ctx)
+
+    @work(thread=True, group="ops-checklist", exclusive=True, exit_on_error=False)
+    def _read_checklist(self, ctx: Any) -> None:
+        from ..steps import operate
+
+        try:
+            items = operate.migration_status(ctx)
+        except Exception as e:  # noqa: BLE001
+            self.app.call_from_thread(self.notify, f"Could not probe the checklist: {e}", severity="error",
+                                      markup=False)
+            return
+        self.app.call_from_thread(self.query_one(ChecklistTable).show, items)
+
+
+__all__ = ["OperateScreen", "cost_hint"]

@@ -1,0 +1,164 @@
+"""PhaseProgress: one row per long phase (control plane, node pool, nodes Ready): a progress bar,
+the time elapsed against the guide's expected time, and a short note.
+
+    bar = PhaseProgress("Control plane", expected=300, id="phase-cluster")
+    bar.start(elapsed=12.0, note="Creating the control plane")   # running; elapsed ticks on
+    bar.advance(fraction=0.4, elapsed=130.0, note="...")          # a report from the follower
+    bar.finish("done")  /  bar.finish("failed", note=...)  /  bar.reset()
+
+Times are guide time (wall seconds x the profile's time_scale), so the simulated cloud's
+fast-forward reads the same as the guide. Between reports the elapsed time ticks on locally
+once a second.
+"""
+
+from __future__ import annotations
+
+import time
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.content import Content
+from textual.widgets import Label, ProgressBar
+
+STATES: dict[str, tuple[str, str]] = {
+    "waiting": ("○", "$text-muted"),
+    "running": ("◐", "bold $warning"),
+    "done": ("✔", "bold $success"),
+    "failed": ("✘", "bold $error"),
+    "stopped": ("⊘", "$text-muted"),
+}
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """12s, 4m 05s, 1h 02m."""
+    if seconds is None:
+        return "—"
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {(s % 3600) // 60:02d}m"
+
+
+def fmt_expected(seconds: float) -> str:
+    s = int(seconds)
+    if s < 60:
+        return f"~{s}s"
+    if s < 3600:
+        return f"~{round(s / 60)} min"
+    return f"~{s / 3600:.1f} h"
+
+
+class PhaseProgress(Horizontal):
+    """A labelled progress bar with elapsed vs expected."""
+
+    DEFAULT_CSS = """
+    PhaseProgress {
+        height: 1;
+        .phase-mark { width: 2; }
+        .phase-label { width: 16; text-style: bold; }
+        ProgressBar { width: 30; }
+        ProgressBar Bar { width: 20; }
+        .phase-time { width: 24; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
+        .phase-time.-overdue { color: $warning; }
+        .phase-note { width: 1fr; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
+    }
+    """
+
+    def __init__(self, label: str, expected: float, *, time_scale: float = 1.0, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.label = label
+        self.expected = float(expected)
+        self.time_scale = time_scale
+        self.state = "waiting"
+        self.fraction = 0.0
+        self.note = ""
+        self._elapsed: float | None = None  # guide seconds at the last report
+        self._reported_at = 0.0  # monotonic time of the last report
+        self._ticker = None
+
+    def compose(self) -> ComposeResult:
+        yield Label(self._mark(), classes="phase-mark")
+        yield Label(self.label, classes="phase-label")
+        yield ProgressBar(total=100, show_eta=False, show_percentage=True)
+        yield Label("", classes="phase-time")
+        yield Label("", classes="phase-note", markup=False)
+
+    def on_mount(self) -> None:
+        self._ticker = self.set_interval(1.0, self._tick, pause=True)
+        self._render_state()
+
+    def _mark(self) -> Content:
+        glyph, style = STATES.get(self.state, STATES["waiting"])
+        return Content.styled(glyph, style)
+
+    # reporting -----------------------------------------------------------------------------------
+    def reset(self, note: str = "") -> None:
+        self.state, self.fraction, self.note, self._elapsed = "waiting", 0.0, note, None
+        self._render_state()
+
+    def start(self, elapsed: float | None = None, note: str = "") -> None:
+        self.advance(self.fraction, elapsed, note)
+
+    def advance(self, fraction: float | None = None, elapsed: float | None = None, note: str | None = None,
+                *, expected: float | None = None) -> None:
+        self.state = "running"
+        if fraction is not None:
+            self.fraction = max(0.0, min(1.0, fraction))
+        if elapsed is not None:
+            self._elapsed = elapsed
+            self._reported_at = time.monotonic()
+        if expected:
+            self.expected = float(expected)
+        if note is not None:
+            self.note = note
+        self._render_state()
+
+    def finish(self, state: str = "done", note: str | None = None) -> None:
+        self.state = state
+        if state == "done":
+            self.fraction = 1.0
+        if note is not None:
+            self.note = note
+        self._render_state()
+
+    # display ------------------------------------------------------------------------------------
+    def elapsed_now(self) -> float | None:
+        if self._elapsed is None:
+            return None
+        if self.state != "running":
+            return self._elapsed
+        return self._elapsed + (time.monotonic() - self._reported_at) * self.time_scale
+
+    def time_text(self) -> str:
+        if self.expected <= 0:
+            return ""
+        elapsed = self.elapsed_now()
+        if elapsed is None:
+            return f"expected {fmt_expected(self.expected)}"
+        return f"{fmt_duration(elapsed)} of {fmt_expected(self.expected)}"
+
+    def _tick(self) -> None:
+        if self.state == "running" and self.is_attached:
+            self._render_time()
+
+    def _render_time(self) -> None:
+        label = self.query_one(".phase-time", Label)
+        label.update(self.time_text())
+        elapsed = self.elapsed_now()
+        label.set_class(self.state == "running" and elapsed is not None and elapsed > self.expected, "-overdue")
+
+    def _render_state(self) -> None:
+        if not self.is_mounted:
+            return
+        self.query_one(".phase-mark", Label).update(self._mark())
+        self.query_one(ProgressBar).update(progress=round(self.fraction * 100, 1))
+        self._render_time()
+        self.query_one(".phase-note", Label).update(self.note)
+        if self._ticker is not None:
+            if self.state == "running":
+                self._ticker.resume()
+            else:
+                self._ticker.pause()
