@@ -1,0 +1,342 @@
+"""Steps 1-3 against the simulated cloud: what a user would see for each scenario."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+
+from rhaii_tui.cloud.gke import CloudError, Gke
+from rhaii_tui.config import DeployConfig, StateStore
+from rhaii_tui.secrets import hf_secret_from_form, pull_secret_from_form
+from rhaii_tui.steps import cluster as cluster_step
+from rhaii_tui.steps import preflight
+from rhaii_tui.steps import secrets as secrets_step
+from rhaii_tui.steps.base import Status
+from rhaii_tui.steps.context import StepContext
+
+PROJECT = "rhaii-demo-project"
+ZONE = "europe-west4-a"
+HF_CANARY = "hf_" + "CanaryTok3n" * 3 + "q"
+PW_CANARY = "Canary-Registry-Pa55word-7731"
+
+
+def make_ctx(world, tmp_path: Path, **cfg) -> StepContext:
+    values = dict(project=PROJECT, zone=ZONE, cluster="rhaii-tpu-scaleout-cluster", replicas=3)
+    values.update(cfg)
+    return StepContext(DeployConfig(**values), world.profile(), StateStore(tmp_path / "state"))
+
+
+def results_by_id(report):
+    return {r.id: r for r in report.results}
+
+
+# --- step 1 ---------------------------------------------------------------------------------------
+
+
+def test_fresh_preflight_passes_and_warns_only_on_secrets(sim_world, tmp_path):
+    ctx = make_ctx(sim_world, tmp_path)
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def on_result(r):
+        with lock:
+            seen.append(r.id)
+
+    report = preflight.run_checks(ctx, on_result)
+    got = results_by_id(report)
+    assert sorted(seen) == sorted(cid for cid, _ in preflight.CHECKS), "every check reported once, as it finished"
+    assert {cid: r.status for cid, r in got.items()} == {
+        "credentials": "pass", "project": "pass", "permissions": "pass", "api": "pass", "zone": "pass",
+        "quota": "pass", "secrets": "warn"}
+    assert "demo-user@example.com" in got["credentials"].detail
+    assert got["quota"].data["need"] == 12 and got["quota"].data["limit"] >= 12
+    assert got["quota"].data["spot_limit"] is not None
+    assert "step 3" in got["secrets"].detail
+    assert report.ok and report.state().status == Status.DONE
+    # step 1's probe remembers the pass for this target
+    assert preflight.probe(ctx).status == Status.DONE
+
+
+def test_low_quota_fails_with_what_to_request(make_sim_world, tmp_path):
+    world = make_sim_world("low-quota")
+    got = results_by_id(preflight.run_checks(make_ctx(world, tmp_path)))
+    q = got["quota"]
+    assert q.status == "fail"
+    assert "8 chips" in q.detail and "12 needed" in q.detail
+    assert "TPUS-PER-TPU-FAMILY-per-project-region" in q.fix and "at least 12 chips" in q.fix
+    assert "https://console.cloud.google.com/iam-admin/quotas?project=rhaii-demo-project" in q.fix
+    assert "Spot" in q.detail
+    assert got["permissions"].status == "pass"
+
+
+def test_missing_permission_names_it_and_the_role(make_sim_world, tmp_path):
+    world = make_sim_world("missing-permission")
+    report = preflight.run_checks(make_ctx(world, tmp_path))
+    perm = results_by_id(report)["permissions"]
+    assert perm.status == "fail"
+    assert "container.clusters.create" in perm.detail
+    assert "roles/container.admin" in perm.fix
+    assert "gcloud projects add-iam-policy-binding rhaii-demo-project" in perm.fix
+    assert [m["permission"] for m in perm.data["missing"]] == ["container.clusters.create"]
+    state = report.state()
+    assert state.status == Status.FAILED and "permissions" in state.summary
+
+
+def test_api_disabled_fails_with_enable_command(make_sim_world, tmp_path):
+    world = make_sim_world("api-disabled")
+    got = results_by_id(preflight.run_checks(make_ctx(world, tmp_path)))
+    assert got["api"].status == "fail"
+    assert "gcloud services enable container.googleapis.com --project rhaii-demo-project" in got["api"].fix
+    assert got["api"].data.get("can_enable") is True
+    fixed = preflight.enable_container_api(make_ctx(world, tmp_path), wait_seconds=5)
+    assert fixed.status == "pass"
+
+
+def test_bad_config_and_bad_zone(sim_world, tmp_path):
+    got = results_by_id(preflight.run_checks(make_ctx(sim_world, tmp_path, zone="us-west2-a")))
+    assert got["zone"].status == "skip" and "Zone" in got["zone"].detail
+    assert got["credentials"].status == "pass"
+
+
+def test_secret_files_are_checked_in_preflight(sim_world, tmp_path):
+    bad = tmp_path / "hf.yaml"
+    bad.write_text("apiVersion: v1\nkind: Secret\nmetadata:\n  name: huggingface-token\ntype: Opaque\n"
+                   "stringData:\n  token: YOUR_HF_TOKEN_HERE\n")
+    got = results_by_id(preflight.run_checks(make_ctx(sim_world, tmp_path), secret_files=[bad]))
+    assert got["secrets"].status == "fail" and "placeholder" in got["secrets"].detail
+
+
+def test_revoked_credentials_fail_credentials_and_skip_the_rest(sim_world, tmp_path):
+    sim_world.call(sim_world.world.revoke_token)
+    got = results_by_id(preflight.run_checks(make_ctx(sim_world, tmp_path)))
+    assert got["credentials"].status == "fail"
+    assert "gcloud auth application-default login" in got["credentials"].fix
+    for cid in ("project", "permissions", "api", "zone", "quota"):
+        assert got[cid].status == "skip", cid
+    assert all("Traceback" not in r.detail for r in got.values())
+
+
+# --- step 2 ---------------------------------------------------------------------------------------
+
+
+def test_stockout_names_other_zones(make_sim_world, tmp_path):
+    world = make_sim_world("stockout")
+    ctx = make_ctx(world, tmp_path)
+    with pytest.raises(CloudError) as ei:
+        cluster_step.ensure_cluster(ctx, node_timeout=10)
+    err = ei.value
+    assert err.kind == "stockout"
+    assert "us-east5-a" in err.fix and "europe-west4-a" in err.message + err.fix
+    assert "quota" not in err.kind
+    state = cluster_step.probe(ctx)
+    assert state.status == Status.FAILED
+
+
+def test_plan_shows_what_will_be_created_and_cost(sim_world, tmp_path):
+    ctx = make_ctx(sim_world, tmp_path)
+    plan = cluster_step.plan(ctx)
+    assert not plan.exists and plan.billable and plan.chips == 12
+    assert plan.cost_per_day == ctx.cfg.cost_per_day(3)
+    assert any("n1-standard-4" in a for a in plan.actions)
+    assert any("3 x ct6e-standard-4t" in a for a in plan.actions)
+
+
+# --- step 2 and 3 on a live cluster ---------------------------------------------------------------
+
+
+def _files_under(root: Path, exclude: tuple[Path, ...] = ()) -> list[Path]:
+    out = []
+    for p in root.rglob("*"):
+        if p.is_file() and not any(p.is_relative_to(e) for e in exclude):
+            out.append(p)
+    return out
+
+
+def test_fresh_end_to_end_and_no_secret_value_in_any_written_file(make_sim_world, tmp_path):
+    world = make_sim_world("fresh", state_dir=tmp_path / "world")
+    log_file = tmp_path / "logs" / "run.log"
+    log_file.parent.mkdir()
+    handler = logging.FileHandler(log_file)
+    handler.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        ctx = make_ctx(world, tmp_path)
+        assert [cluster_step.probe(ctx).status, secrets_step.probe(ctx).status] == [Status.NOT_STARTED] * 2
+        assert preflight.run_checks(ctx).ok
+
+        phases: list[str] = []
+        res = cluster_step.ensure_cluster(ctx, lambda p: phases.append(p.phase), write_kubeconfig=True,
+                                          kubeconfig_path=tmp_path / "kube" / "config")
+        assert res.created_cluster and res.created_pool and not res.reattached and res.ready
+        assert {"create-cluster", "create-pool", "wait-nodes", "done"} <= set(phases)
+        ready = [n for n in res.nodes if n.ready]
+        assert len(ready) == 3
+        assert all(n.accelerator == "tpu-v6e-slice" and n.topology == "2x2" and n.tpu_chips == 4 for n in ready)
+        state = cluster_step.probe(ctx)
+        assert state.status == Status.DONE and "3/3" in state.summary
+
+        ctx.secrets.add(hf_secret_from_form(HF_CANARY))
+        ctx.secrets.add(pull_secret_from_form("canary-user", PW_CANARY))
+        pv = secrets_step.preview(ctx)
+        assert "rhaiis-pull-secret" in pv["text"] and "huggingface-token" in pv["text"]
+        first = secrets_step.apply_secrets(ctx)
+        again = secrets_step.apply_secrets(ctx)  # idempotent
+        assert first.namespace_created and not again.namespace_created
+        assert sorted(again.applied) == ["huggingface-token", "rhaiis-pull-secret"]
+        s3 = secrets_step.probe(ctx)
+        assert s3.status == Status.DONE
+        # the cluster really holds the values (and a kubectl-style reader sees the right type)
+        sec = ctx.kube().core.read_namespaced_secret("huggingface-token", "rhaii-inference")
+        assert base64.b64decode(sec.data["token"]).decode() == HF_CANARY
+        # re-running step 2 reuses everything
+        res2 = cluster_step.ensure_cluster(make_ctx(world, tmp_path))
+        assert not res2.created_cluster and not res2.created_pool and not res2.resized
+        ops = world.state()["operations"]
+        assert sorted(o["type"] for o in ops) == ["CREATE_CLUSTER", "CREATE_NODE_POOL"]
+        logging.getLogger("rhaii_tui").debug("specs: %r", ctx.secrets.specs)  # reprs are masked
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        handler.close()
+    needles = [HF_CANARY, PW_CANARY, base64.b64encode(HF_CANARY.encode()).decode(),
+               base64.b64encode(f"canary-user:{PW_CANARY}".encode()).decode()]
+    written = _files_under(tmp_path, exclude=(tmp_path / "world",))  # the world is the cluster's own storage
+    assert any(p.name == "run.log" for p in written) and any(p.parent.name == "targets" for p in written)
+    assert log_file.stat().st_size > 0
+    for p in written:
+        text = p.read_bytes().decode("utf-8", "replace")
+        for n in needles:
+            assert n not in text, f"a secret value leaked into {p}"
+
+
+def test_restarted_wizard_reattaches_instead_of_creating_twice(make_sim_world, tmp_path):
+    world = make_sim_world("fresh", speed=400)
+    # a first wizard asked for the cluster, then died
+    Gke(world.profile(), PROJECT, ZONE).create_cluster("rhaii-tpu-scaleout-cluster")
+    assert cluster_step.probe(make_ctx(world, tmp_path)).status == Status.IN_PROGRESS
+    plan = cluster_step.plan(make_ctx(world, tmp_path))
+    assert plan.in_flight is not None and not plan.creates_cluster and plan.creates_pool and plan.billable
+    # a second one follows that operation, then is stopped while the TPU pool is being created
+    stop = threading.Event()
+
+    def on_progress(p):
+        if p.phase == "create-pool" and p.op is not None:
+            stop.set()
+
+    with pytest.raises(CloudError) as ei:
+        cluster_step.ensure_cluster(make_ctx(world, tmp_path), on_progress, stop=stop)
+    assert "Run step 2 again" in ei.value.fix and ei.value.details.get("detached")
+    # a third one reattaches to the pool creation
+    phases = []
+    res = cluster_step.ensure_cluster(make_ctx(world, tmp_path), lambda p: phases.append((p.phase, p.reattached)))
+    assert res.reattached and not res.created_pool and not res.created_cluster
+    assert ("create-pool", True) in phases
+    ops = world.state()["operations"]
+    assert sorted(o["type"] for o in ops) == ["CREATE_CLUSTER", "CREATE_NODE_POOL"], "nothing created twice"
+    assert cluster_step.probe(make_ctx(world, tmp_path)).status == Status.DONE
+
+
+def test_probes_from_a_cluster_ready_world(make_sim_world, tmp_path):
+    world = make_sim_world("cluster-ready")
+    ctx = make_ctx(world, tmp_path)
+    assert preflight.probe(ctx).status == Status.DONE
+    s2 = cluster_step.probe(ctx)
+    assert s2.status == Status.DONE and s2.data["nodes_ready"] == 3
+    assert secrets_step.probe(ctx).status == Status.NOT_STARTED
+    # only one secret present -> in progress, naming the missing one
+    ctx.secrets.add(hf_secret_from_form(HF_CANARY))
+    secrets_step.apply_secrets(ctx)
+    s3 = secrets_step.probe(ctx)
+    assert s3.status == Status.IN_PROGRESS and "rhaiis-pull-secret" in s3.summary
+    # a pull secret of the wrong type is reported, and step 3 replaces it
+    kube = ctx.kube()
+    kube.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "rhaiis-pull-secret"},
+                "type": "Opaque", "stringData": {"x": "y"}}, "rhaii-inference")
+    s3 = secrets_step.probe(ctx)
+    assert s3.status == Status.FAILED and "kubernetes.io/dockerconfigjson" in s3.summary
+    ctx.secrets.add(pull_secret_from_form("me", PW_CANARY))
+    out = secrets_step.apply_secrets(ctx)
+    assert out.replaced == ["rhaiis-pull-secret"]
+    assert secrets_step.probe(ctx).status == Status.DONE
+
+
+def test_two_nodes_pool_needs_a_resize(make_sim_world, tmp_path):
+    world = make_sim_world("two-nodes")
+    ctx = make_ctx(world, tmp_path)
+    s2 = cluster_step.probe(ctx)
+    assert s2.status == Status.IN_PROGRESS and "2 of 3" in s2.summary and "resize" in s2.fix
+    plan = cluster_step.plan(ctx)
+    assert plan.resize == (2, 3) and plan.billable
+    res = cluster_step.ensure_cluster(ctx, node_timeout=5)
+    assert res.resize_needed == (2, 3) and not res.resized and not res.ready and res.nodes_ready == 2
+    # with the resize allowed, the zone still cannot give a third node: a stockout with other zones
+    with pytest.raises(CloudError) as ei:
+        cluster_step.ensure_cluster(ctx, resize=True, node_timeout=2)
+    assert ei.value.kind == "stockout" and "us-east5-a" in ei.value.fix
+
+
+def test_zone_mismatch_is_caught(make_sim_world, tmp_path):
+    world = make_sim_world("cluster-ready")
+    ctx = make_ctx(world, tmp_path, zone="us-east5-a")
+    with pytest.raises(CloudError) as ei:
+        cluster_step.ensure_cluster(ctx)
+    assert ei.value.kind == "conflict" and "europe-west4-a" in ei.value.fix
+
+
+@pytest.mark.parametrize("scenario,kind,needle", [
+    ("missing-permission", "permission", "roles/container.admin"),
+    ("api-disabled", "api_disabled", "gcloud services enable container.googleapis.com"),
+])
+def test_step2_cloud_errors_carry_their_fix(make_sim_world, tmp_path, scenario, kind, needle):
+    world = make_sim_world(scenario)
+    ctx = make_ctx(world, tmp_path)
+    with pytest.raises(CloudError) as ei:
+        cluster_step.ensure_cluster(ctx)
+    assert ei.value.kind == kind and needle in ei.value.fix
+    state = cluster_step.probe(ctx)
+    if scenario == "api-disabled":
+        assert state.status == Status.FAILED and needle in state.fix
+    assert not world.state()["clusters"], "nothing was created"
+
+
+def test_low_quota_pool_fails_then_recovers_after_the_quota_grows(make_sim_world, tmp_path):
+    world = make_sim_world("low-quota")
+    ctx = make_ctx(world, tmp_path)
+    with pytest.raises(CloudError) as ei:
+        cluster_step.ensure_cluster(ctx)
+    assert ei.value.kind == "quota"
+    assert "12 chips" in ei.value.fix and "iam-admin/quotas" in ei.value.fix
+    s2 = cluster_step.probe(ctx)
+    assert s2.status == Status.FAILED and s2.data["error_kind"] == "quota" and "delete the failed pool" in s2.fix
+    # without permission to replace it, a re-run says the same thing
+    with pytest.raises(CloudError) as again:
+        cluster_step.ensure_cluster(ctx)
+    assert again.value.kind == "quota" and again.value.details.get("failed_pool")
+    # the quota request was granted: step 2 replaces the failed pool
+    world.call(lambda: setattr(world.world, "scenario", world.world.scenario.with_overrides(quota_chips=32)))
+    res = cluster_step.ensure_cluster(ctx, replace_failed_pool=True)
+    assert res.created_pool and res.ready
+    assert cluster_step.probe(ctx).status == Status.DONE
+
+
+def test_flaky_apis_do_not_break_steps_1_to_3(make_sim_world, tmp_path):
+    # 10 % of Google and Kubernetes requests fail (5xx/429), watches drop: retries and reattach carry it
+    world = make_sim_world("flaky-api")
+    ctx = make_ctx(world, tmp_path)
+    report = preflight.run_checks(ctx)
+    assert report.ok, [(r.id, r.detail) for r in report.failed]
+    res = cluster_step.ensure_cluster(ctx)
+    assert res.ready
+    ctx.secrets.add(hf_secret_from_form(HF_CANARY))
+    ctx.secrets.add(pull_secret_from_form("me", PW_CANARY))
+    secrets_step.apply_secrets(ctx)
+    assert secrets_step.probe(ctx).status == Status.DONE
+    ops = world.state()["operations"]
+    assert sorted(o["type"] for o in ops) == ["CREATE_CLUSTER", "CREATE_NODE_POOL"]
