@@ -112,6 +112,23 @@ async def test_log_pane_filter_and_pod_and_container_pickers():
 
 
 @pytest.mark.asyncio
+async def test_lines_that_came_before_the_pods_had_replica_labels_get_them_once_known():
+    """Quiet pods: every line may arrive before the page knows which replica a pod is; the lines
+    already on screen must still say whose they are, not wait for a next line that never comes."""
+    app = PaneApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(LogPane)
+        pane.ingest("pod-a", "storage-initializer", LOG_LINES["storage-initializer"])
+        pane.ingest("pod-b", "main", LOG_LINES["main"])
+        await drained(pilot, pane, len(LOG_LINES["storage-initializer"]) + len(LOG_LINES["main"]))
+        assert pane.shown_lines[0] == "init│ " + LOG_LINES["storage-initializer"][0]  # no label known yet
+        pane.set_sources([("pod-a", "r1"), ("pod-b", "r2")])
+        await pilot.pause(0.3)
+        assert pane.shown_lines == ([f"r1 init│ {line}" for line in LOG_LINES["storage-initializer"]]
+                                    + [f"r2 main│ {line}" for line in LOG_LINES["main"]])
+
+
+@pytest.mark.asyncio
 async def test_a_hidden_log_pane_fills_its_ring_and_catches_up_when_shown():
     app = PaneApp()
     async with app.run_test(size=(100, 20)) as pilot:

@@ -140,8 +140,12 @@ class LogPane(Vertical):
     def set_sources(self, sources: Iterable[tuple[str, str]]) -> None:
         """The pods to pick from: (source, label). Keeps the current choice while it exists."""
         sources = list(sources)
+        relabel = False
         for src, label in sources:
+            relabel = relabel or src not in self._labels
             self._labels.setdefault(src, label)
+        if self._pod == ALL and (relabel or bool(sources) != bool(self._sources)):
+            self._mark_stale()  # lines already shown get their replica prefix (or lose it)
         if sources == self._sources or not self.pickers:
             self._sources = sources
             return
