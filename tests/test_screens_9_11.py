@@ -17,7 +17,6 @@ from rhaii_tui.config import GATEWAY_NAMESPACE, DeployConfig, StateStore
 from rhaii_tui.loadtest.cache_proof import MSG_ROUTING, MSG_WORKS
 from rhaii_tui.secrets import hf_secret_from_form, pull_secret_from_form
 from rhaii_tui.steps.base import Status
-from test_screens_9_11_snapshots import screens_9_11_registered  # noqa: F401 - autouse fixture
 
 HF_CANARY = "hf_" + "Zq9ScreenCanary" * 3
 PW_CANARY = "Canary-Screen-Pa55word-7731"
@@ -163,10 +162,10 @@ async def test_without_envoyfilters_step_10_names_routing_and_stop_ends_the_thro
         await until(pilot, lambda: len(chart.ticks) >= 1, 60, "the first throughput tick")
         # the proof ran first: the verdict on screen names routing, with the fix
         pane = p10.query_one("#perf-proof").plain
-        assert f"✘ {MSG_ROUTING}" in pane and "Failed: routing" in pane
-        assert "step 6" in pane and "step 7" in pane
-        assert "✘ affinity" in pane and "✔ caching" in pane           # the cache itself works
-        assert "It would be wrong here" in pane                         # the latency-only test was fooled
+        assert f"✘ {MSG_ROUTING}" in pane and "Failed: routing" in pane, pane
+        assert "step 6" in pane and "step 7" in pane, pane
+        assert "✘ affinity" in pane and "✔ caching" in pane, pane  # the cache itself works
+        assert "It would be wrong here" in pane, pane  # the latency-only test was fooled
         assert p10.query_one("TabbedContent").active == "tab-throughput"
         # Stop: the run ends early instead of running its 60 s
         t0 = time.monotonic()

@@ -17,20 +17,6 @@ from rhaii_tui.loadtest.engine import LoadResult, LoadSpec, Percentiles, Progres
 from rhaii_tui.steps.performance import PerformanceResult, ThroughputRun
 
 SIZE = (120, 40)
-
-
-@pytest.fixture(autouse=True)
-def screens_9_11_registered():
-    """Pages 9-11 are the screens of rhaii_tui/screens/{verify,performance,identity}.py, even when an
-    earlier test in this process swapped the registry and put back a copy without them."""
-    from rhaii_tui.screens import register_step_screen
-    from rhaii_tui.screens.identity import IdentityScreen
-    from rhaii_tui.screens.performance import PerformanceScreen
-    from rhaii_tui.screens.verify import VerifyScreen
-
-    for number, cls in ((9, VerifyScreen), (10, PerformanceScreen), (11, IdentityScreen)):
-        register_step_screen(number)(cls)
-
 PODS = [f"qwen-3b-tpu-svc-kserve-7d9f8c6b5-{s}" for s in ("abcde", "fghij", "klmno")]
 
 

@@ -133,6 +133,18 @@ class StepScreen(Vertical):
         keeper = getattr(self.app, "lease_keeper", None)
         return True if keeper is None else keeper.ready(self.ctx, what, again)
 
+    def context_for_run(self, running: bool, not_connected: str) -> Any:
+        """The cloud context for a page's run or action (UI thread), or None with a notification when
+        one is already running (`running`) or the wizard is not connected (`not_connected` says what
+        to do)."""
+        if running:
+            self.notify("Already running; wait for it to finish.", title=self.page.heading, markup=False)
+            return None
+        ctx = self.ctx
+        if ctx is None:
+            self.notify(not_connected, title="Not connected", severity="error", markup=False)
+        return ctx
+
     def set_state(self, state: StepStateLike) -> None:
         """Report this step's state (updates the sidebar and this page). Safe from threads."""
         self.wizard.set_step_state(self.number, state)

@@ -142,12 +142,8 @@ class ProbingScreen(StepScreen):
 
     def begin_action(self) -> Any:
         """The context for an action, or None (with a message) when not connected or busy."""
-        if self.busy:
-            self.notify("Already running; wait for it to finish.", title=self.page.heading, markup=False)
-            return None
-        ctx = self.ctx
+        ctx = self.context_for_run(self.busy, NOT_CONNECTED)
         if ctx is None:
-            self.notify(NOT_CONNECTED, title="Not connected", severity="error", markup=False)
             return None
         self._seq += 1
         self.busy = True

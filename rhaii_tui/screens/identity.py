@@ -78,9 +78,6 @@ class IdentityScreen(ResultsPage):
     DEFAULT_CSS = """
     IdentityScreen {
         .step-commands CommandList { max-height: 4; }
-        .run-bar { height: 1; margin: 0 0 1 0; }
-        .run-bar Button { margin: 0 1 0 0; }
-        .run-status { width: 1fr; color: $text-muted; padding: 0 0 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
         #identity-body { height: 1fr; padding: 0 1 0 0; }
         #identity-body > Static { height: auto; margin: 0 0 1 0; }
         .identity-replica { border-left: outer $primary 50%; padding: 0 0 0 1; }

@@ -136,9 +136,7 @@ class PerformanceScreen(ResultsPage):
     DEFAULT_CSS = """
     PerformanceScreen {
         .step-commands CommandList { max-height: 3; }
-        .run-bar { height: 1; margin: 0 0 0 0; }
-        .run-bar Button { margin: 0 1 0 0; }
-        .run-status { width: 1fr; color: $text-muted; padding: 0 0 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
+        .run-bar { margin: 0; }
         #perf-tabs { height: 1fr; }
         #perf-tabs TabPane { padding: 0; }
         #perf-throughput { height: 1fr; padding: 0 1 0 0; }

@@ -53,6 +53,14 @@ class ResultsPage(StepScreen):
 
     PROBE: str = ""        # "rhaii_tui.steps.verify" — the module whose probe(ctx) gives the state
 
+    DEFAULT_CSS = """
+    ResultsPage {
+        .run-bar { height: 1; margin: 0 0 1 0; }
+        .run-bar Button { margin: 0 1 0 0; }
+        .run-status { width: 1fr; color: $text-muted; padding: 0 0 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
+    }
+    """
+
     class Probed(Message):
         bubble = False
 
@@ -107,12 +115,8 @@ class ResultsPage(StepScreen):
 
     def begin_run(self) -> Any:
         """The context for a run, or None (and a message) when not connected or already running."""
-        if self.running:
-            self.notify("Already running; wait for it to finish.", title=self.page.heading, markup=False)
-            return None
-        ctx = self.ctx
+        ctx = self.context_for_run(self.running, NOT_CONNECTED)
         if ctx is None:
-            self.notify(NOT_CONNECTED, title="Not connected", severity="error", markup=False)
             return None
         self._seq += 1
         self.running = True
@@ -378,9 +382,6 @@ class VerifyScreen(ResultsPage):
     DEFAULT_CSS = """
     VerifyScreen {
         .step-commands CommandList { max-height: 4; }
-        .run-bar { height: 1; margin: 0 0 1 0; }
-        .run-bar Button { margin: 0 1 0 0; }
-        .run-status { width: 1fr; color: $text-muted; padding: 0 0 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
         #verify-access { height: auto; margin: 0 1 1 0; }
         #verify-summary { height: auto; margin: 1 1 0 0; }
     }
