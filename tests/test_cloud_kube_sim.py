@@ -224,3 +224,31 @@ def test_follow_logs_stops_on_request(cluster):
     stop.set()
     t.join(5)
     assert result == ["stopped"]
+
+
+def test_as_many_open_streams_as_a_big_deploy_page_keeps_its_connections(cluster, caplog):
+    """Step 5 with 8 replicas holds 16 log streams and 4 watches at once: each connection goes back
+    to the pool afterwards instead of being discarded (a new TLS handshake for the next request)."""
+    _world, session = cluster
+    n = 20
+    barrier = threading.Barrier(n)
+    errors: list[BaseException] = []
+
+    def watch_once() -> None:
+        try:
+            barrier.wait(timeout=10)
+            resp = session.core.list_namespaced_config_map(NS, watch=True, timeout_seconds=1,
+                                                           _preload_content=False)
+            resp.read()
+            resp.release_conn()
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=watch_once) for _ in range(n)]
+    with caplog.at_level("WARNING", logger="urllib3.connectionpool"):
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=20)
+    assert not errors
+    assert not [r for r in caplog.records if "Connection pool is full" in r.getMessage()]

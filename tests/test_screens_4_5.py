@@ -116,7 +116,7 @@ def cluster_pod_keys(ctx) -> set[str]:
 
 
 @pytest.mark.asyncio
-async def test_fresh_cluster_to_three_ready_replicas_through_both_screens(make_sim_world, tmp_path):
+async def test_fresh_cluster_to_three_ready_replicas_through_both_screens(make_sim_world, tmp_path, caplog):
     world = make_sim_world("cluster-ready", speed=SPEED)
     app = make_app(world, tmp_path, 4)
     async with running(app) as pilot:
@@ -176,6 +176,8 @@ async def test_fresh_cluster_to_three_ready_replicas_through_both_screens(make_s
         await press(pilot, app, "#dp-apply")
         await pilot.pause(0.5)
         assert status(app, 5) == "done" and len(pods.row_keys()) == 4
+        # every stream and watch of the page kept its connection (none discarded and reopened)
+        assert not [r for r in caplog.records if "Connection pool is full" in r.getMessage()]
 
 
 # --- stuck pods: the guide's diagnosis on screen ----------------------------------------------------

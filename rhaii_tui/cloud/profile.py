@@ -36,6 +36,7 @@ from typing import Any, Callable
 log = logging.getLogger(__name__)
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+KUBE_POOL_SIZE = 64  # connections kept per cluster client (see kube_configuration)
 
 GOOGLE_API_BASES = {
     "container": "https://container.googleapis.com",
@@ -286,6 +287,10 @@ class ConnectionProfile:
         if not endpoint.startswith(("http://", "https://")):
             endpoint = f"https://{endpoint}"
         cfg.host = endpoint
+        # Step 5 alone holds 2 log streams per replica and 4 watches open at once, besides the page
+        # probes. The client's default pool (5 per CPU: 10 on 2 cores) is smaller: urllib3 would then
+        # discard connections after each use and open new ones (a TLS handshake per request).
+        cfg.connection_pool_maxsize = max(cfg.connection_pool_maxsize or 0, KUBE_POOL_SIZE)
         if access.ca_cert_b64:
             cfg.ssl_ca_cert = self._ca_file(access.ca_cert_b64)
         if access.insecure:
