@@ -214,3 +214,14 @@ def test_milestone_tracker_feeds_the_compiling_summary():
     mt.feed("Compiling the model with different input shapes.", ts=T0 + 300)
     d = diagnose_pod(starting(started=170), [], {"main": []}, [], CFG, now=T0 + 170 + 700, milestones=mt)
     assert d.cause == "compiling" and any("XLA compilation started" in e for e in d.evidence)
+
+
+def test_a_long_compile_still_cites_the_line_it_started_with_once_it_scrolled_out_of_the_tail():
+    lines = (["INFO Loading weights took 12.30 seconds", "INFO Compiling the model with different input shapes."]
+             + [f"INFO Compiling graph {i} of 24" for i in range(12)])
+    mt = MilestoneTracker()
+    mt.feed_many(lines, ts=T0 + 300)
+    d = diagnose_pod(starting(started=170), [], {"main": lines}, [], CFG, now=T0 + 170 + 700, milestones=mt)
+    assert d.cause == "compiling" and "compiling for the TPU" in d.title
+    assert "log (XLA compilation started): INFO Compiling the model with different input shapes." in d.evidence
+    assert d.evidence[-1] == "log: INFO Compiling graph 11 of 24"  # and the tail, as it is

@@ -17,16 +17,10 @@ from rhaii_tui.config import GATEWAY_NAMESPACE, DeployConfig, StateStore
 from rhaii_tui.loadtest.cache_proof import MSG_ROUTING, MSG_WORKS
 from rhaii_tui.secrets import hf_secret_from_form, pull_secret_from_form
 from rhaii_tui.steps.base import Status
+from simhelpers import roomy_data_plane, slow_gateway_warm_up
 
 HF_CANARY = "hf_" + "Zq9ScreenCanary" * 3
 PW_CANARY = "Canary-Screen-Pa55word-7731"
-
-
-def slow_gateway_warm_up(world, ms: float = 1500.0) -> None:
-    """The first request through the gateway pays a warm-up (110 ms as calibrated), which is what fools
-    the guide's latency-only test. On a loaded machine any later request can be delayed as much, so
-    these tests make the warm-up larger than that noise: the same effect, whatever the load."""
-    world.call(lambda: setattr(world.sim().dataplane.model, "gateway_warmup_ms", ms))
 
 
 def make_app(handle, tmp_path: Path, start_step: int) -> RhaiiApp:
@@ -64,6 +58,7 @@ async def open_page(pilot, n: int):
 @pytest.mark.asyncio
 async def test_deployed_scenario_passes_steps_9_to_11_on_screen_and_exports_a_clean_report(make_sim_world, tmp_path):
     world = make_sim_world("deployed", speed=2000)
+    roomy_data_plane(world)  # step 10 is judged against the guide's figures: a busy machine must not flip it
     app = make_app(world, tmp_path, 9)
     async with app.run_test(size=(120, 40)) as pilot:
         await app.start_page_ready.wait()
@@ -101,7 +96,7 @@ async def test_deployed_scenario_passes_steps_9_to_11_on_screen_and_exports_a_cl
         assert "fewer than 100 samples" in results, results             # too few for a P99, said so
         assert "Compared with the guide" in str(p10.query_one("#perf-guide").content)
         assert len(p10.query_one("#perf-chart").series()["rps"]) >= 1    # the chart got the ticks
-        assert state(app, 10).status is Status.DONE, state(app, 10)
+        assert state(app, 10).status is Status.DONE, (state(app, 10).summary, results)
 
         # step 11: per replica model, weights time, KV cache size, the flag in the live pod spec
         p11 = await open_page(pilot, 11)

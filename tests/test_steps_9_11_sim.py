@@ -21,6 +21,7 @@ from rhaii_tui.secrets import SecretsInput, hf_secret_from_form, pull_secret_fro
 from rhaii_tui.steps import identity, performance, verify
 from rhaii_tui.steps.base import Status
 from rhaii_tui.steps.context import StepContext
+from simhelpers import roomy_data_plane, slow_gateway_warm_up
 
 PROJECT = "rhaii-demo-project"
 ZONE = "europe-west4-a"
@@ -31,13 +32,6 @@ PW_CANARY = "Canary-Registry-Pa55word-4412"
 # short runs: the proof plus two throughput windows of a couple of seconds
 PERF = performance.PerfOptions(modes=("closed", "serial"), duration_s=1.0, warmup_s=0.3, seed=11)
 PROOF_ONLY = performance.PerfOptions(modes=(), seed=11)
-
-
-def slow_gateway_warm_up(world, ms: float = 1500.0) -> None:
-    """The first request through the gateway pays a warm-up (110 ms as calibrated), which is what fools
-    the guide's latency-only test. On a loaded machine any later request can be delayed as much, so
-    these tests make the warm-up larger than that noise: the same effect, whatever the load."""
-    world.call(lambda: setattr(world.sim().dataplane.model, "gateway_warmup_ms", ms))
 
 
 def make_ctx(world, tmp_path: Path, **kw) -> StepContext:
@@ -175,6 +169,7 @@ def test_service_proxy_access_on_the_emulator(make_sim_world, tmp_path):
 
 def test_report_after_steps_9_to_11_contains_no_secret(make_sim_world, tmp_path, tmp_path_factory):
     world = make_sim_world("deployed", speed=SPEED, state_dir=tmp_path_factory.mktemp("world"))
+    roomy_data_plane(world)  # the report's overall verdict includes the guide's throughput figures
     secrets = SecretsInput()
     secrets.add(hf_secret_from_form(HF_CANARY))
     secrets.add(pull_secret_from_form("canary-user", PW_CANARY))

@@ -466,6 +466,8 @@ def _starting(life: PodLife, evs: list[Mapping], lines: list[str], t: _Target,
     where = mt.summary() if mt and mt.last else "no start-up milestone in the log yet"
     evidence = [f"Running 0/1 for {life.in_stage_text} (the guide expects 3-5 min; a cold XLA compile "
                 f"cache can take far longer)", f"last milestone: {where}"]
+    if mt and mt.last and mt.last.line not in last_lines:  # the line that shows where it stands
+        evidence.append(f"log ({mt.last.label}): {mt.last.line}")
     evidence += [f"log: {ln}" for ln in last_lines]
     sev = "warning" if (life.seconds_in_stage or 0) <= hi * 4 else "error"
     return Diagnosis(
