@@ -243,7 +243,6 @@ async def test_dropped_watches_leave_the_pod_table_exact(make_sim_world, tmp_pat
         faults.error_rate = 0.1
         await press(pilot, app, "#dp-apply")
         pods = page.query_one(PodTableWidget)
-        live = page.live
         # as after an etcd compaction, over and over: for 0.4 s every resumed watch gets 410 Expired
         # (the client retries once by itself, then the ListWatcher must re-list); watches are also cut
         # every 0.25 s and 10% of the other requests fail
@@ -290,8 +289,12 @@ async def test_dropped_watches_leave_the_pod_table_exact(make_sim_world, tmp_pat
         assert len(set(labels)) == 4 and labels[-1] == "EPP"  # the new pod got a label of its own
         # the pod watches really were cut and re-listed (not one long happy stream), and after that
         # the table still matches the cluster
-        await until(pilot, lambda: live.dw._watchers["pods"].lists >= 2 and live._epp.lists >= 2, timeout=15,
-                    what="both pod watches re-listed")
+        # (the page's watch of now: after the apply it restarts its watch if the service's was backing off)
+        def relisted() -> bool:
+            live = page.live
+            return live is not None and live.dw._watchers["pods"].lists >= 2 and live._epp.lists >= 2
+
+        await until(pilot, relisted, timeout=15, what="both pod watches re-listed")
         await until_table_matches_cluster("the rows after the re-lists")
         churn.cancel()
 
