@@ -32,6 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness import pct  # noqa: E402
+
 N_PODS = 50
 
 
@@ -168,11 +170,6 @@ async def clients(args, port: int, ca_pem: str | None) -> dict:
     return {"watchers": res[:args.watchers], "follows": res[args.watchers:]}
 
 
-def pct(xs: list[float], p: float) -> float:
-    if not xs:
-        return float("nan")
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
 def main() -> None:

@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import sys
 import threading
 import time
@@ -39,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness import instrument_frames, machine, pct  # noqa: E402
 from textual.app import App, ComposeResult  # noqa: E402
 from textual.binding import Binding  # noqa: E402
 from textual.widgets import Label  # noqa: E402
@@ -56,14 +55,6 @@ def rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    k = min(len(values) - 1, max(0, int(round(q / 100 * (len(values) - 1)))))
-    return values[k]
 
 
 class BenchApp(App):
@@ -90,30 +81,6 @@ class BenchApp(App):
 
     def _painted(self) -> None:
         self.painted_at = time.perf_counter()
-
-
-def instrument_frames(app: App, frames: list[float]) -> None:
-    """Time each screen update; build the ANSI a terminal driver would write (headless skips it)."""
-    from textual._compositor import CompositorUpdate
-
-    screen = app.screen
-    original = screen._on_timer_update
-    display = app._display
-
-    def timed_update() -> None:
-        t0 = time.perf_counter()
-        original()
-        frames.append(time.perf_counter() - t0)
-
-    def display_with_ansi(scr, renderable) -> None:
-        if isinstance(renderable, CompositorUpdate):
-            renderable.render_segments(app.console)
-        display(scr, renderable)
-
-    screen._on_timer_update = timed_update  # type: ignore[method-assign]
-    app._display = display_with_ansi  # type: ignore[method-assign]
-    timer = screen._update_timer
-    timer._callback = timed_update
 
 
 def press_key(app: App, key: str) -> None:
@@ -246,7 +213,7 @@ def main() -> int:
     p.add_argument("--json", action="store_true", help="print only the JSON result")
     args = p.parse_args()
     res = asyncio.run(run(args))
-    res["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
+    res["machine"] = machine()
     if args.json:
         print(json.dumps(res))
         return 0

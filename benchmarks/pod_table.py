@@ -25,8 +25,6 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
-import platform
 import random
 import sys
 import threading
@@ -36,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness import instrument_frames, machine, pct  # noqa: E402
 from textual.app import App, ComposeResult  # noqa: E402
 
 from rhaii_tui.steps.podlife import PodTable  # noqa: E402
@@ -46,13 +45,6 @@ FRAME = 1 / 60
 
 def ts(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, int(round(q / 100 * (len(values) - 1)))))]
 
 
 STAGES = ("pending", "init", "initialized", "starting", "ready")
@@ -95,28 +87,6 @@ def make_pod(i: int, stage: str, restarts: int, created: float, since: float) ->
 class BenchApp(App):
     def compose(self) -> ComposeResult:
         yield PodTableWidget(id="pods")
-
-
-def instrument_frames(app: App, frames: list[float]) -> None:
-    from textual._compositor import CompositorUpdate
-
-    screen = app.screen
-    original = screen._on_timer_update
-    display = app._display
-
-    def timed_update() -> None:
-        t0 = time.perf_counter()
-        original()
-        frames.append(time.perf_counter() - t0)
-
-    def display_with_ansi(scr, renderable) -> None:
-        if isinstance(renderable, CompositorUpdate):
-            renderable.render_segments(app.console)
-        display(scr, renderable)
-
-    screen._on_timer_update = timed_update  # type: ignore[method-assign]
-    app._display = display_with_ansi  # type: ignore[method-assign]
-    screen._update_timer._callback = timed_update
 
 
 async def run(args) -> dict:
@@ -244,7 +214,7 @@ def main() -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     res = asyncio.run(run(args))
-    res["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
+    res["machine"] = machine()
     if args.json:
         print(json.dumps(res))
         return 0
