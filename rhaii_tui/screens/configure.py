@@ -252,7 +252,7 @@ class ConfigureScreen(StepScreen):
 
     def _show_summary(self, draft: DeployConfig) -> None:
         self.query_one("#cfg-summary", Static).update(Content.assemble(
-            ("Quota: ", "bold"), (f"{draft.chips_needed} TPU v6e chips", "bold"), f" in {region_of(draft.zone)}\n",
+            ("Quota needed: ", "bold"), (f"{draft.chips_needed} TPU v6e chips", "bold"), f" in {region_of(draft.zone)}\n",
             ("Cost: ", "bold"), (f"≈ ${draft.cost_per_day():,.2f}/day", "bold $warning"), " serving, ",
             f"${cost_per_day(0, draft.price_per_node_hour):,.2f}/day at zero"))
 
