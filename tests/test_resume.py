@@ -48,7 +48,9 @@ async def summary_shown(app: RhaiiApp):
 
 
 async def enter(pilot, app: RhaiiApp, screen: ResumeScreen) -> None:
-    assert app.focused is screen.query_one("#resume-go", Button)  # Enter is on "Go to ..."
+    go = screen.query_one("#resume-go", Button)
+    # Enter is on "Go to ..." (the focus moves there once every probe is in; it lands a moment later)
+    await until(pilot, lambda: app.focused is go, timeout=10, what="the focus on the Go button")
     await pilot.press("enter")
     await until(pilot, lambda: not isinstance(app.screen, ResumeScreen), what="the summary to close")
 
