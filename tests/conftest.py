@@ -5,6 +5,8 @@
   `.profile()`, `.wait_until(pred)`, `.fast_forward(s)`).
 - `make_sim_world(scenario="fresh", speed=2000, plain_http=False, **knobs)`: start more worlds (or
   other scenarios); each in its own directory, all stopped at teardown.
+- `fake(**kw)` (async): start a `rhaii_tui.loadtest.testserver.FakeVllm` on port 0; all stopped at
+  teardown.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import itertools
 
 import pytest
+import pytest_asyncio
 
 
 @pytest.fixture
@@ -33,3 +36,20 @@ def make_sim_world(tmp_path):
 @pytest.fixture
 def sim_world(make_sim_world):
     return make_sim_world("fresh", speed=2000)
+
+
+@pytest_asyncio.fixture
+async def fake():
+    servers = []
+
+    async def make(**kw):
+        from rhaii_tui.loadtest.testserver import FakeVllm
+
+        f = FakeVllm(**kw)
+        await f.start()
+        servers.append(f)
+        return f
+
+    yield make
+    for f in servers:
+        await f.stop()

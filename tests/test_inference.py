@@ -20,22 +20,6 @@ from rhaii_tui.cloud.inference import (
     parse_prometheus,
     parse_vllm_metrics,
 )
-from rhaii_tui.loadtest.testserver import FakeVllm
-
-
-@pytest_asyncio.fixture
-async def fake():
-    servers = []
-
-    async def make(**kw) -> FakeVllm:
-        f = FakeVllm(**kw)
-        await f.start()
-        servers.append(f)
-        return f
-
-    yield make
-    for f in servers:
-        await f.stop()
 
 
 @pytest_asyncio.fixture

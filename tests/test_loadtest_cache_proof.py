@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import pytest_asyncio
 
 from rhaii_tui.loadtest.cache_proof import (
     MSG_CACHING_OFF,
@@ -23,19 +22,10 @@ from rhaii_tui.loadtest.testserver import FakeVllm
 FAST = dict(block_size=16, base_latency_s=0.002, per_token_s=0.0003)
 
 
-@pytest_asyncio.fixture
-async def fake():
-    servers = []
-
-    async def make(**kw) -> FakeVllm:
-        f = FakeVllm(**{**FAST, **kw})
-        await f.start()
-        servers.append(f)
-        return f
-
-    yield make
-    for f in servers:
-        await f.stop()
+@pytest.fixture
+def fake(fake):
+    """conftest's FakeVllm starter, with FAST as its defaults."""
+    return lambda **kw: fake(**{**FAST, **kw})
 
 
 def replicas_of(f: FakeVllm) -> list[Replica]:

@@ -15,7 +15,6 @@ import subprocess
 import sys
 
 import pytest
-import pytest_asyncio
 
 from rhaii_tui.loadtest.engine import (
     LoadResult,
@@ -28,22 +27,6 @@ from rhaii_tui.loadtest.engine import (
     run_load,
     SubprocessLoad,
 )
-from rhaii_tui.loadtest.testserver import FakeVllm
-
-
-@pytest_asyncio.fixture
-async def fake():
-    servers = []
-
-    async def make(**kw) -> FakeVllm:
-        f = FakeVllm(**kw)
-        await f.start()
-        servers.append(f)
-        return f
-
-    yield make
-    for f in servers:
-        await f.stop()
 
 
 # --- percentiles -----------------------------------------------------------------------------
