@@ -116,13 +116,16 @@ class RhaiiApp(App[int]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
 
     BINDINGS = [
-        Binding("f1,question_mark", "help", "Help", key_display="?", id="help",
+        # `?` is typed into a text field that has focus, so the footer shows it only when it helps;
+        # F1 is never typed: it opens help from everywhere (dialogs included), shown or not.
+        Binding("question_mark", "help", "Help", key_display="?", id="help",
                 tooltip="Purpose, expected duration and success criteria of this step"),
+        Binding("f1", "help", "Help", key_display="F1", id="help-f1", show=False, priority=True),
         Binding("left_square_bracket", "prev_step", "Prev", key_display="[", id="prev-step",
                 tooltip="Previous page"),
         Binding("right_square_bracket", "next_step", "Next", key_display="]", id="next-step",
                 tooltip="Next page"),
-        Binding("ctrl+q", "quit", "Quit", id="quit",
+        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True,  # from every dialog and field too
                 tooltip="Quit (whatever runs in the cloud keeps running)"),
         Binding("ctrl+r", "reauthenticate", "Re-authenticate", id="reauthenticate", show=False,
                 tooltip="Sign in again when the credentials expired or were revoked"),
@@ -382,6 +385,11 @@ class RhaiiApp(App[int]):
             self.goto_step(self.current_step - 1)
 
     def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):  # F1 / ? again closes it
+            self.screen.dismiss()
+            return
         page = self.current_page
         if page is not None:
             page.action_help()

@@ -181,7 +181,7 @@ async def test_operate_asks_through_the_same_lease_and_watch_only_leaves_the_rep
             page.query_one("#ops-replicas", Input).value = "4"
             await until(pilot, lambda: "Scale to 4" in str(page.query_one("#ops-hint").render()), what="the hint")
             page.query_one("#ops-scale").press()
-            await until(pilot, lambda: isinstance(app.screen, ConfirmCost), what="the cost confirmation")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmCost) and app.screen.query("#confirm"), what="the cost confirmation")  # composed, not just pushed
             confirm = app.screen
             confirm.query_one("#confirm-input", Input).value = app.cfg.cluster
             button = confirm.query_one("#confirm")

@@ -60,7 +60,7 @@ def test_operate_page_shows_the_status_and_scales_through_confirm_cost(make_sim_
             assert page.result is None
 
             page.query_one("#ops-scale").press()                     # then: type the cluster name
-            await until(pilot, lambda: isinstance(app.screen, ConfirmCost))
+            await until(pilot, lambda: isinstance(app.screen, ConfirmCost) and app.screen.query("#confirm"))  # composed, not just pushed
             confirm = app.screen
             confirm.query_one("#confirm-input", Input).value = cfg.cluster
             button = confirm.query_one("#confirm")

@@ -25,7 +25,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.screen import ModalScreen
+from ..widgets.modal import WizardModal
 from textual.widgets import Button, Static
 
 from ..cloud.gke import CloudError
@@ -52,7 +52,7 @@ def held_message(info: LeaseInfo) -> str:
             f"(renewed {_ago(info.age())} ago).")
 
 
-class LeaseHeldScreen(ModalScreen[bool]):
+class LeaseHeldScreen(WizardModal[bool]):
     """Another rhaii-tui holds the lease. Result: True to take over, False to watch only."""
 
     DEFAULT_CSS = """

@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.message import Message
-from textual.screen import ModalScreen
+from ..widgets.modal import WizardModal
 from textual.widgets import Button, Input, Label, Static
 
 from ..config import DeployConfig, region_of
@@ -44,7 +44,7 @@ NOT_CONNECTED = ("Not connected to a cloud: start the wizard with Google credent
                  "(gcloud auth application-default login) or with --sim.")
 
 
-class ConfirmModal(ModalScreen[bool]):
+class ConfirmModal(WizardModal[bool]):
     """A plain yes/no question for a free action (costly ones go through ConfirmCost)."""
 
     DEFAULT_CSS = """

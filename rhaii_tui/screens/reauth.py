@@ -20,11 +20,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.screen import ModalScreen
+from ..widgets.modal import WizardModal
 from textual.widgets import Button, Label, Static
 
 
-class ReauthScreen(ModalScreen[bool]):
+class ReauthScreen(WizardModal[bool]):
     """Credentials expired or revoked: the hint, [Retry] and [Later]. Result: True once re-authenticated."""
 
     DEFAULT_CSS = """

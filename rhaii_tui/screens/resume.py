@@ -20,7 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.screen import ModalScreen
+from ..widgets.modal import WizardModal
 from textual.widgets import Button, Label, Static
 
 from ..guide import STEPS
@@ -97,7 +97,7 @@ def standing_content(standing: Any, config_errors: int = 0) -> Content:
     return Content.assemble(*parts)
 
 
-class ResumeScreen(ModalScreen[int | None]):
+class ResumeScreen(WizardModal[int | None]):
     """Result: the page to go to, or None to stay.
 
     `recheck(screen)`: how the app probes again (`r`, "Check again", or after re-authenticating);

@@ -26,7 +26,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.message import Message
-from textual.screen import ModalScreen
+from ..widgets.modal import WizardModal
 from textual.widgets import Button, Input, Label, Static
 
 from ..widgets.check_rows import CheckRows
@@ -146,7 +146,7 @@ def default_report_path(cfg: Any) -> str:
     return f"./rhaii-poc-report-{getattr(cfg, 'cluster', '') or 'cluster'}"
 
 
-class ExportReport(ModalScreen[list | None]):
+class ExportReport(WizardModal[list | None]):
     """Ask for a path and write the PoC report (Markdown + JSON, and an SVG chart when there are
     throughput series) with `report.write_report`. Shows the written paths, or what went wrong."""
 

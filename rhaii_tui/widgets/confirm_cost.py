@@ -20,7 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.screen import ModalScreen
+from .modal import WizardModal
 from textual.widgets import Button, Input, Label, Static
 
 
@@ -34,7 +34,7 @@ def cost_text(cost_per_day: float | None) -> Content:
         (f" (≈ ${cost_per_day / 24:,.2f}/hour, ≈ ${cost_per_day * 30:,.0f}/month)", "$text-muted"))
 
 
-class ConfirmCost(ModalScreen[bool]):
+class ConfirmCost(WizardModal[bool]):
     """Type `confirm_word` to confirm a costly or destructive action. Result: bool."""
 
     DEFAULT_CSS = """
