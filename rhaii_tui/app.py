@@ -43,7 +43,7 @@ from textual.widgets import ContentSwitcher, Footer
 
 from .config import DeployConfig, StateStore
 from .screens import CONFIGURE, OPERATE, PAGES, step_screen_for
-from .widgets.marks import StepStateLike
+from .widgets.marks import StepStateLike, status_of
 from .widgets.step_list import StepList
 from .widgets.target_header import TargetHeader
 
@@ -67,6 +67,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 EXIT_AFTER_PAINT_ENV = "RHAII_TUI_EXIT_AFTER_PAINT"
+REPROBE_SECONDS = 15.0  # every step probed again: the sidebar follows changes made from elsewhere
 LEASE_POLL_SECONDS = 30.0  # who drives the deployment: one ConfigMap GET, 2 a minute (the API budget of a kind)
 
 
@@ -131,6 +132,8 @@ class RhaiiApp(App[int]):
                 tooltip="Sign in again when the credentials expired or were revoked"),
     ]
 
+    REPROBE_SECONDS = REPROBE_SECONDS
+    """How often every step is probed again, so that the sidebar follows the cloud whoever changed it."""
     REAUTH_QUIET_SECONDS = 120.0
     """After [Later], new credentials failures stay quiet this long (ctrl+r or the palette still work)."""
     REAUTH_GRACE_SECONDS = 3.0
@@ -154,6 +157,7 @@ class RhaiiApp(App[int]):
         self._connect = connect
         self._resume = resume  # once connected: probe every step and show where the deployment stands
         self._explicit_start = start_step is not None  # told where to start: the probes only fill the sidebar
+        self._probed_once = False  # the start-up probe ran: the periodic re-probe may follow
         self._probe_sourced: set[int] = set()  # steps whose state came from that probe, not from their page
         self.resume_screen: Any = None  # the ResumeScreen once shown
         self._lease_keeper: Any = None  # screens/lease_ui.WizardLease, made on first use (not before the first frame)
@@ -199,6 +203,7 @@ class RhaiiApp(App[int]):
         if self.connecting:
             self.call_after_refresh(self._start_connecting)
         self.set_interval(LEASE_POLL_SECONDS, self._poll_lease)
+        self.set_interval(self.REPROBE_SECONDS, self._reprobe)
 
     def _start_connecting(self) -> None:
         connect = self._connect
@@ -253,6 +258,8 @@ class RhaiiApp(App[int]):
             return
         from .steps.registry import probe_all, summary
 
+        self._probed_once = True
+
         def one(number: int, state: Any) -> None:  # from the probing thread
             def show() -> None:
                 self.set_step_state(number, state, from_probe=True)
@@ -271,6 +278,25 @@ class RhaiiApp(App[int]):
                 self.call_from_thread(screen.show_standing, standing)
 
         self.run_worker(work, thread=True, group="resume", exclusive=True, exit_on_error=False)
+
+    def _reprobe(self) -> None:
+        """Every REPROBE_SECONDS: probe every step again in a worker (after the start-up probe). A
+        teardown, a scale or an apply made from another terminal or by a headless command then
+        shows in the sidebar within one period (see set_step_state's `refresh`)."""
+        if not self._probed_once or self._exit:
+            return  # only after the start-up probe (a wizard told where to start, with no probe, neither)
+        ctx = self.step_context()
+        if ctx is None:
+            return
+        if any(w.group == "reprobe" and not w.is_finished for w in self.workers):
+            return  # a slow cloud: the last round still runs
+        from .steps.registry import probe_all
+
+        def one(number: int, state: Any) -> None:  # from the probing thread
+            if not self._exit:
+                self.call_from_thread(self.set_step_state, number, state, refresh=True)
+
+        self.run_worker(lambda: probe_all(ctx, one), thread=True, group="reprobe", exit_on_error=False)
 
     # the deploy lease (screens/lease_ui.py) ------------------------------------------------------
     @property
@@ -402,14 +428,26 @@ class RhaiiApp(App[int]):
             page.query_one(CommandsPanel).action_copy_all()
 
     # state -----------------------------------------------------------------------------------
-    def set_step_state(self, number: int, state: StepStateLike, *, from_probe: bool = False) -> None:
+    def set_step_state(self, number: int, state: StepStateLike, *, from_probe: bool = False,
+                       refresh: bool = False) -> None:
         """Record a step's state and show it in the sidebar and on its page. Thread-safe.
         `from_probe`: a result of the start-up probe, which never overwrites what the step's own page
-        has reported since (the page's reading is newer)."""
+        has reported since (the page's reading is newer).
+        `refresh`: a result of the periodic re-probe. The page on show reports its own live state and
+        keeps it; elsewhere a new status always wins (the cloud changed, whoever changed it), and a
+        state that came from a probe takes the newer summary."""
         if self._loop is not None and threading.get_ident() != self._thread_id:
-            self.call_from_thread(lambda: self.set_step_state(number, state, from_probe=from_probe))
+            self.call_from_thread(lambda: self.set_step_state(number, state, from_probe=from_probe,
+                                                              refresh=refresh))
             return
-        if from_probe:
+        if refresh:
+            if number == self.current_step or number == CONFIGURE:
+                return
+            old = self.step_states.get(number)
+            if old is not None and status_of(old) == status_of(state) and number not in self._probe_sourced:
+                return  # the page's own reading says the same, with its own (richer) words
+            self._probe_sourced.add(number)
+        elif from_probe:
             if number in self.step_states and number not in self._probe_sourced:
                 return
             self._probe_sourced.add(number)
