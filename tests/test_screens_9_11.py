@@ -269,3 +269,30 @@ def test_a_stored_proof_reads_the_same_as_a_fresh_one():
     assert "hit ratio 71%" in text and "block size 128, prefix 4 blocks" in text and "✘ affinity" in text
     assert "The guide's latency-only test said: “cache hit acceleration detected (63% faster)”" in text
     assert str(stored_proof_content(None)).startswith("No cache proof for this deployment yet")
+
+
+@pytest.mark.asyncio
+async def test_step_9_shows_what_the_opening_probe_checked_and_every_row_as_it_ends(make_sim_world, tmp_path):
+    """Before a run, the quick checks the probe made are the rows it checked (not 'All 6 passed' over
+    empty rows); after a run every row on screen shows its result, none left 'running'."""
+    from textual.widgets import Label
+
+    world = make_sim_world("deployed", speed=2000)
+    app = make_app(world, tmp_path, 9)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.start_page_ready.wait()
+        p9 = app.page_widget(9)
+        await until(pilot, lambda: state(app, 9) is not None and state(app, 9).status == Status.DONE, 60,
+                    "the opening probe")
+        rows = p9.query_one("#verify-rows")
+        await until(pilot, lambda: rows.counts().get("pass") == 6, 30, "the quick checks' rows")
+        assert rows.counts() == {"pass": 6, "not_run": 2}, rows.plain
+        assert "quick checks passed" in state(app, 9).summary
+        assert "quick checks on opening: 6 of 6 passed" in str(p9.query_one("#verify-status").render())
+
+        await press_on(pilot, "verify-run", "r")
+        await until(pilot, lambda: p9.checks is not None and not p9.running, 60, "step 9's run")
+        assert rows.counts() == {"pass": 10}, rows.plain
+        await pilot.pause()
+        shown = [str(r.query_one(".check-mark", Label).render()) for r in rows.rows()]
+        assert all("PASS" in m for m in shown), shown

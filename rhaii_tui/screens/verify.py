@@ -426,6 +426,25 @@ class VerifyScreen(ResultsPage):
         if not self.running and self.checks is None:
             self.query_one(CheckRows).plan(planned_checks(cfg))
 
+    def probed(self, state: Any) -> None:
+        """The probe ran the quick checks: their rows show what they found; the others wait for a run."""
+        quick = (getattr(state, "data", None) or {}).get("checks") or []
+        if not quick or self.checks is not None:
+            return
+        from types import SimpleNamespace
+
+        rows = self.query_one(CheckRows)
+        rows.plan(planned_checks(self.cfg))
+        for c in quick:
+            rows.show(SimpleNamespace(**{k: c.get(k) for k in ("key", "title", "ok", "evidence", "fix")}))
+            if c.get("key") == "access":
+                self.query_one("#verify-access", Static).update(access_content(SimpleNamespace(**c)))
+        rows.finish()
+        n_ok = sum(1 for c in quick if c.get("ok") is True)
+        self.query_one("#verify-status", Label).update(
+            f"quick checks on opening: {n_ok} of {len(quick)} passed · {time.strftime('%H:%M:%S')} · "
+            "press r for all of them")
+
     # running ----------------------------------------------------------------------------------
     def action_run(self) -> None:
         ctx = self.begin_run()

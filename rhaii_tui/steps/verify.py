@@ -463,12 +463,15 @@ def run_verify(ctx: Any, on_result: Callable[[CheckResult], None] | None = None,
     return out
 
 
-def summary_of(checks: list[CheckResult]) -> str:
+def summary_of(checks: list[CheckResult], *, quick: bool = False) -> str:
+    """One line on `checks`; `quick`: they are the probe's quick checks, not a full run."""
     n_ok = sum(1 for c in checks if c.ok is True)
     bad = first_failure(checks)
     if bad is None and checks:
         access = next((c for c in checks if c.key == "access"), None)
         how = f" ({access.data.get('description')})" if access and access.data.get("description") else ""
+        if quick:
+            return f"The {len(checks)} quick checks passed{how}; run the checks for the full set"
         return f"All {len(checks)} checks passed{how}"
     if bad is None:
         return "No checks ran"
@@ -495,9 +498,9 @@ def probe(ctx: Any) -> StepState:
     checks = run_verify(ctx, quick=True, live=live)
     data = {"checks": [c.to_dict() for c in checks]}
     if all_passed(checks):
-        return StepState(Status.DONE, summary_of(checks), data=data)
+        return StepState(Status.DONE, summary_of(checks, quick=True), data=data)
     bad = first_failure(checks)
-    return StepState(Status.FAILED, summary_of(checks), detail=bad.evidence if bad else "",
+    return StepState(Status.FAILED, summary_of(checks, quick=True), detail=bad.evidence if bad else "",
                      fix=bad.fix if bad else "", data=data)
 
 

@@ -85,8 +85,14 @@ class CheckRow(Horizontal):
             self.title = title
         self.evidence, self.fix = evidence, fix
         if self.is_mounted:
-            self.query_one(".check-mark", Label).update(self._mark())
-            self.query_one(".check-body", Static).update(row_body(self.title, evidence, fix, state))
+            self._sync()
+
+    def on_mount(self) -> None:
+        self._sync()  # a result may have come between compose and mount: show the row as it is now
+
+    def _sync(self) -> None:
+        self.query_one(".check-mark", Label).update(self._mark())
+        self.query_one(".check-body", Static).update(row_body(self.title, self.evidence, self.fix, self.state))
 
     @property
     def plain(self) -> str:
