@@ -430,6 +430,10 @@ async def test_canary_token_typed_in_the_form_never_leaves_memory_and_the_cluste
             await until(pilot, lambda: state_of(app, 3) == "done", what="the secrets applied")
             await pilot.pause()
             assert app.query_one("#hf-token", Input).value == "" and app.query_one("#pull-password", Input).value == ""
+            # both secrets are in the cluster now: nothing left to create or to enter
+            preview_widget = app.query_one("#sc-preview", Static)
+            await until(pilot, lambda: "Nothing to create" in rendered(preview_widget), what="the preview after apply")
+            assert "Still to enter" not in rendered(preview_widget)
             screens.append(app.export_screenshot())
             screens.append(screen_text(app))
             screens += [str(n.message) + str(n.title) for n in app._notifications]

@@ -154,14 +154,26 @@ class SecretsScreen(StepScreen):
 
         inp = self.secrets_input()
         pv = preview(_Preview(self.cfg), inp)
+        # A secret in the cluster whose typed values were applied and cleared is not to create again,
+        # nor to enter: the preview says what Apply would change now, against what the cluster has.
+        in_cluster = getattr(self, "_in_cluster", set())
+        applied = {f.secret_name for f in self.query(SecretForm) if f.mode == "empty" and f.note}
+        kept = [i for i in pv["secrets"] if i["name"] in in_cluster and i["name"] in applied]
+        items = [i for i in pv["secrets"] if i not in kept]
+        missing = [n for n in pv["missing"] if n not in in_cluster]
         lines: list[Any] = [Content.assemble(("• ", "$accent"), f"Namespace {pv['namespace']} (created if absent)")]
-        for item in pv["secrets"]:
+        for item in items:
             keys = ", ".join(f"{k} {v}" for k, v in sorted(item["keys"].items()))
             lines.append(Content.assemble(("• ", "$accent"), "Secret ", (item["name"], "bold"),
                                           f" ({item['type']}): {keys}, from {item['source']}"))
-        if pv["missing"]:
+        if missing:
             lines.append(Content.assemble(("○ ", "$text-muted"),
-                                          (f"Still to enter: {', '.join(pv['missing'])}", "$text-muted")))
+                                          (f"Still to enter: {', '.join(missing)}", "$text-muted")))
+        if not items and not missing and in_cluster:
+            names = ", ".join(sorted(in_cluster))
+            lines = [Content.assemble(("✔ ", "bold $success"), f"Nothing to create: {names} "
+                                      f"{'is' if len(in_cluster) == 1 else 'are'} in the cluster. "
+                                      "Type new values to replace one.")]
         return Content("\n").join(lines)
 
     def _update_apply(self) -> None:
@@ -262,6 +274,8 @@ class SecretsScreen(StepScreen):
         self._update_apply()
 
     def _show_cluster(self, statuses: list[Any] | None, state: Any) -> None:
+        self._in_cluster = {st.name for st in statuses or () if st.present and not st.problem}
+        self._show_preview()
         box = self.query_one("#sc-cluster", Static)
         box.border_title = f"In the cluster · namespace {self.cfg.namespace}"
         done = state is not None and state.status == Status.DONE
