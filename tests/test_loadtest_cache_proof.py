@@ -231,3 +231,14 @@ async def test_replica_metrics_over_https_with_the_cluster_ca():
     finally:
         await runner.cleanup()
     assert "t0ken" not in repr(Replica("p0", metrics_url=url, headers={"Authorization": "Bearer t0ken"}))
+
+
+def test_what_a_user_reads_names_no_internal_function():
+    """The latency-only caveat lands in the PoC report: it speaks of the cache proof, not of code."""
+    import re
+
+    from rhaii_tui.loadtest.cache_proof import LatencyOnlyVerdict
+
+    v = LatencyOnlyVerdict(True, "p", [1.0], 1.0, 1.0, 0.0, "h")
+    assert not re.search(r"\b[a-z_]+\(\)", v.caveat), v.caveat
+    assert "cache proof" in v.caveat

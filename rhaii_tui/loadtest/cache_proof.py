@@ -614,7 +614,7 @@ class LatencyOnlyVerdict:
     speedup_pct: float | None       # (1 - later_avg / first) * 100, as the guide prints it
     headline: str
     caveat: str = ("judged by latency alone, as the guide does, with a prompt shorter than one KV block: "
-                   "warm-up can fool it; only run_cache_proof() proves caching")
+                   "warm-up can fool it; only the cache proof (same long prefix, cache hits counted on each replica) proves caching")
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
