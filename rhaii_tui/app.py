@@ -427,6 +427,20 @@ class RhaiiApp(App[int]):
 
             page.query_one(CommandsPanel).action_copy_all()
 
+    def save_copied(self, text: str) -> str | None:
+        """Write copied commands to a file in the state directory (no secret is ever in them): the
+        fallback when the terminal ignores the clipboard escape. Returns its path, or None."""
+        root = getattr(self.state_store, "root", None)
+        if root is None:
+            return None
+        path = Path(root) / "copied-commands.sh"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text if text.endswith("\n") else text + "\n")
+        except OSError:
+            return None
+        return str(path)
+
     # state -----------------------------------------------------------------------------------
     def set_step_state(self, number: int, state: StepStateLike, *, from_probe: bool = False,
                        refresh: bool = False) -> None:

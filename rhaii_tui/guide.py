@@ -110,6 +110,7 @@ def _c6(c: DeployConfig) -> list[str]:
 
 def _c7(c: DeployConfig) -> list[str]:
     return [
+        "rhaii-tui render-manifests --out manifests-out",  # each step's commands stand on their own
         "kubectl apply -f manifests-out/envoyfilter-epp-mtls-fix.yaml",
         "kubectl apply -f manifests-out/envoyfilter-ext-proc.yaml",
         "kubectl apply -f manifests-out/envoyfilter-route-extproc-body.yaml",
@@ -119,6 +120,7 @@ def _c7(c: DeployConfig) -> list[str]:
 
 def _c8(c: DeployConfig) -> list[str]:
     return [
+        "rhaii-tui render-manifests --out manifests-out",
         "kubectl apply -f manifests-out/networkpolicies/",
         f"kubectl get networkpolicies -n {c.namespace}",
     ]

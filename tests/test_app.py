@@ -596,3 +596,27 @@ async def test_quitting_before_the_start_page_is_built_is_clean(monkeypatch):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause(0.2)
     assert app.return_code == 0 and app.first_paint_at is not None
+
+
+@pytest.mark.asyncio
+async def test_copy_also_writes_the_commands_to_a_file_and_says_where(tmp_path):
+    """OSC 52 may be ignored by the terminal (nothing tells us): the commands also land in a file."""
+    cfg = make_cfg()
+    app = RhaiiApp(cfg, start_step=7, state_store=StateStore(tmp_path / "state"))
+    async with running(app) as pilot:
+        app.current_page.query_one(CommandsPanel).action_copy_all()
+        await pilot.pause()
+        path = tmp_path / "state" / "copied-commands.sh"
+        await until(pilot, path.exists, what="the copied commands' file")
+        assert path.read_text().splitlines() == guide.step(7).commands(cfg)
+        await until(pilot, lambda: any(str(path) in str(n.message) for n in app._notifications),
+                    what="the toast naming the file")
+
+
+def test_steps_7_and_8_say_how_to_make_the_manifests_they_apply():
+    cfg = make_cfg()
+    for n in (7, 8):
+        cmds = guide.step(n).commands(cfg)
+        uses = [i for i, c in enumerate(cmds) if "manifests-out/" in c]
+        made = [i for i, c in enumerate(cmds) if c.startswith("rhaii-tui render-manifests --out manifests-out")]
+        assert uses and made and made[0] < uses[0], cmds

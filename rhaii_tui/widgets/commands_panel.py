@@ -17,6 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.reactive import reactive
+from textual.widget import Widget
 from textual.widgets import Button, Label, OptionList
 from textual.widgets.option_list import Option
 
@@ -40,6 +41,19 @@ class CommandList(OptionList):
         }
     }
     """
+
+
+def send_to_clipboard(node: Widget, text: str, what: str) -> None:
+    """Send `text` to the clipboard (OSC 52: the terminal may ignore it, and nothing tells us) and,
+    where the app keeps a file for it, write it there too and say where."""
+    node.app.copy_to_clipboard(text)
+    saver = getattr(node.app, "save_copied", None)
+    path = saver(text) if saver is not None else None
+    if path:
+        node.notify(f"{what}\nAlso written to {path} (for terminals without clipboard access).",
+                    title="Sent to the clipboard", timeout=6, markup=False)
+    else:
+        node.notify(what, title="Sent to the clipboard", timeout=3, markup=False)
 
 
 class CommandsPanel(Vertical):
@@ -97,8 +111,7 @@ class CommandsPanel(Vertical):
 
     # copying -----------------------------------------------------------------------------------
     def copy(self, text: str, what: str) -> None:
-        self.app.copy_to_clipboard(text)
-        self.notify(what, title="Copied to the clipboard", timeout=3, markup=False)
+        send_to_clipboard(self, text, what)
         self.post_message(self.Copied(text))
 
     def action_copy_all(self) -> None:

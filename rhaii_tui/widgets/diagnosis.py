@@ -117,9 +117,9 @@ class DiagnosisPanel(VerticalScroll):
                 if c not in cmds:
                     cmds.append(str(c))
         if cmds:
-            self.app.copy_to_clipboard("\n".join(cmds) + "\n")
-            self.notify(f"{len(cmds)} command{'s' if len(cmds) != 1 else ''}", title="Copied to the clipboard",
-                        timeout=3, markup=False)
+            from .commands_panel import send_to_clipboard
+
+            send_to_clipboard(self, "\n".join(cmds) + "\n", f"{len(cmds)} command{'s' if len(cmds) != 1 else ''}")
 
 
 __all__ = ["DiagnosisPanel", "diagnosis_content", "group_diagnoses"]
