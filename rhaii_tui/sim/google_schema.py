@@ -9,18 +9,20 @@ included) is answered 400 INVALID_ARGUMENT with a `google.rpc.BadRequest` detail
                "details": [{"@type": "type.googleapis.com/google.rpc.BadRequest",
                             "fieldViolations": [{"field": "cluster", "description": "Invalid JSON payload ..."}]}]}}
 
-(Wording as Google answers it: the path uses the proto field names, one line per violation joined
+(Wording as Google's APIs answer, quoted in public reports such as github.com/google-gemini/
+gemini-cli issues 13972 and 4415: the path uses the proto field names, one line per violation joined
 by newlines; a top-level unknown name has no " at '...'" and no `field`; a bad value reads
 `Invalid value at 'node_count' (TYPE_INT32), "abc"`, an enum's type is named by its full proto name
 `(type.googleapis.com/google.container.v1.ReleaseChannel.Channel)`.)
 
 Which message a request carries is not listed here by hand: it comes from the client libraries the
-real services are defined by. Each installed REST transport (container v1/v1beta1, Resource Manager
-v3, Cloud Quotas v1) declares, per method, its HTTP bindings (`_get_http_options()`: method, URI
+real services are defined by. Each installed REST transport (container v1, Resource Manager v3,
+Cloud Quotas v1) declares, per method, its HTTP bindings (`_get_http_options()`: method, URI
 template, body field) and its request type (the annotation of the method's `__call__`), so every
 route anyone adds to the emulator is checked with the real message type. Services without an
 installed client (Service Usage v1, Compute v1, Resource Manager v1) are checked against Google's
 discovery documents when `google-api-python-client` (which ships them) is importable, else not.
+(container v1beta1 has no REST transport in the client: its bodies are not checked.)
 
 GKE's own semantic checks on top of the parse (`RULES`) follow the API reference (the field
 comments of google.container.v1, also in `google.cloud.container_v1.types.cluster_service`):
@@ -36,7 +38,6 @@ from __future__ import annotations
 import base64
 import inspect
 import json
-import logging
 import math
 import re
 import threading
@@ -45,14 +46,11 @@ from typing import Any, Callable, Iterator
 
 from .world import GoogleError
 
-log = logging.getLogger(__name__)
-
 BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
 
 # the REST transports of the installed clients whose methods the emulator serves (module, class)
 _TRANSPORTS = (
     ("google.cloud.container_v1.services.cluster_manager.transports.rest", "ClusterManagerRestTransport"),
-    ("google.cloud.container_v1beta1.services.cluster_manager.transports.rest", "ClusterManagerRestTransport"),
     ("google.cloud.resourcemanager_v3.services.projects.transports.rest", "ProjectsRestTransport"),
     ("google.cloud.cloudquotas_v1.services.cloud_quotas.transports.rest", "CloudQuotasRestTransport"),
 )
@@ -61,13 +59,12 @@ _TRANSPORTS = (
 _DISCOVERY = ("serviceusage.v1.json", "cloudresourcemanager.v1.json", "compute.v1.json")
 
 
-class Violation(Exception):
+@dataclass(frozen=True)
+class Violation:
     """One field violation: Google's description and the field path (None at the top level)."""
 
-    def __init__(self, description: str, field: str | None):
-        super().__init__(description)
-        self.description = description
-        self.field = field
+    description: str
+    field: str | None
 
 
 def bad_request(violations: list[Violation]) -> GoogleError:
@@ -89,7 +86,7 @@ def _unknown(name: str, at: str) -> Violation:
 
 
 def _bad_value(at: str, type_name: str, value: Any) -> Violation:
-    shown = json.dumps(value) if not isinstance(value, (dict, list)) else ("{...}" if isinstance(value, dict) else "[...]")
+    shown = "{...}" if isinstance(value, dict) else "[...]" if isinstance(value, list) else json.dumps(value)
     return Violation(f"Invalid value at '{at}' ({type_name}), {shown}", at or None)
 
 
@@ -153,8 +150,9 @@ def _scalar_ok(field, value: Any) -> bool:
     if t == F.TYPE_BYTES:
         if not isinstance(value, str):
             return False
+        urlsafe = "-" in value or "_" in value  # proto3 JSON takes both base64 alphabets
         try:
-            base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_" if ("-" in value or "_" in value) else None)
+            base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_" if urlsafe else None, validate=True)
             return True
         except ValueError:
             return False
