@@ -13,7 +13,7 @@ import pytest
 
 from rhaii_tui import cli
 from rhaii_tui.config import DeployConfig, StateStore
-from rhaii_tui.steps import operate
+from rhaii_tui.steps import operate, preflight
 from rhaii_tui.steps.context import StepContext
 
 import google_discovery as discovery  # tests/: needs google-api-python-client (the test extra)
@@ -117,3 +117,16 @@ def test_a_full_deploy_and_day_two_send_only_what_google_defines(sim_world, caps
     assert any("/quotaInfos" in p for _, p, _, _ in sent)
     problems = [p for m, path, query, body in sent for p in discovery.problems(m, path, query, body)]
     assert problems == []
+
+
+def test_step_1_on_a_project_without_the_api_enables_it_with_what_google_defines(make_sim_world, tmp_path):
+    world = make_sim_world("api-disabled")
+    ctx = StepContext(DeployConfig(project=PROJECT, zone=ZONE, cluster=CLUSTER, replicas=3), world.profile(),
+                      StateStore(tmp_path / "state"))
+    checks = {r.id: r for r in preflight.run_checks(ctx).results}
+    assert checks["api"].status == "fail"
+    enabled = preflight.enable_container_api(ctx, wait_seconds=30)
+    sent = world.call(lambda: list(world.world.google.requests))
+    assert ("POST", f"/v1/projects/{PROJECT}/services/container.googleapis.com:enable") in {(m, p) for m, p, _, _ in sent}
+    assert [p for m, path, query, body in sent for p in discovery.problems(m, path, query, body)] == []
+    assert enabled.status == "pass", (enabled.summary, enabled.fix)
