@@ -416,7 +416,7 @@ class GoogleApi:
                         raise GoogleError(400, "INVALID_ARGUMENT", "Invalid JSON payload received: expected an object.")
             if not route.control:
                 self.requests.append((request.method, path, request.query_string, body))
-                google_schema.check_request(request.method, path, body)  # Google's 400 for a bad body
+                await google_schema.check(request.method, path, body)  # Google's 400 for a bad body
             if not route.control:
                 await self.world.advance()
             result = await route.handler(request, *m.groups(), body=body)  # type: ignore[union-attr]

@@ -35,6 +35,7 @@ comments of google.container.v1, also in `google.cloud.container_v1.types.cluste
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import inspect
 import json
@@ -422,6 +423,13 @@ def _discovery_check(schemas: dict, schema: dict) -> Callable[[Any], list[Violat
 
 _lock = threading.Lock()
 _tables: dict[str, list[Binding]] = {}
+_SOURCES = ("proto", *_DISCOVERY)
+
+
+def _sources(path: str) -> list[str]:
+    """The tables a path can be in: compute's document for /compute/..., the others otherwise."""
+    compute = path.startswith("/compute/")
+    return [s for s in _SOURCES if s.startswith("compute.") == compute]
 
 
 def _table(source: str) -> list[Binding]:
@@ -432,15 +440,19 @@ def _table(source: str) -> list[Binding]:
         return _tables[source]
 
 
+def prepare(path: str) -> None:
+    """Build the tables `path` needs (imports the transports / reads a document: ~1 s once)."""
+    for src in _sources(path):
+        _table(src)
+
+
 def bindings() -> list[Binding]:
     """Every binding (the installed clients' first, then the discovery documents')."""
-    return [b for src in ("proto", *_DISCOVERY) for b in _table(src)]
+    return [b for src in _SOURCES for b in _table(src)]
 
 
 def binding_for(method: str, path: str) -> Binding | None:
-    compute = path.startswith("/compute/")
-    sources = [s for s in ("proto", *_DISCOVERY) if (s.startswith("compute.") == compute)]
-    for src in sources:
+    for src in _sources(path):
         for b in _table(src):
             if b.method == method and b.regex.match(path):
                 return b
@@ -498,6 +510,14 @@ RULES: dict[str, Callable[[Any], None]] = {
     "CreateNodePoolRequest": _rule_create_node_pool,
     "SetNodePoolSizeRequest": _rule_set_size,
 }
+
+
+async def check(method: str, path: str, body: Any) -> None:
+    """check_request for the emulator's event loop: the first request building a table does it
+    in a worker thread, so the loop never waits on imports."""
+    if method in ("POST", "PUT", "PATCH") and not all(src in _tables for src in _sources(path)):
+        await asyncio.get_running_loop().run_in_executor(None, prepare, path)
+    check_request(method, path, body)
 
 
 def check_request(method: str, path: str, body: Any) -> None:
