@@ -78,6 +78,8 @@ def test_enums_by_name_or_number_and_path_fields_in_the_body_are_taken():
     ({"cluster": {"name": "c1", "nodePools": [{"name": "p"}, {"name": "p"}]}}, "used by more than one node pool"),
     ({"cluster": {"name": "c1", "nodePools": [{"name": "p", "autoscaling": {
         "enabled": True, "minNodeCount": 3, "maxNodeCount": 1}}]}}, "must be greater than or equal to min_node_count"),
+    ({"cluster": {"name": "c1", "nodePools": [{"name": "p", "autoscaling": {
+        "enabled": True, "minNodeCount": 1, "totalMaxNodeCount": 4}}]}}, "are mutually exclusive"),
 ])
 def test_gke_refuses_these_cluster_bodies(body, says):
     assert says in refusal("POST", f"/v1/{PARENT}/clusters", body)["message"]

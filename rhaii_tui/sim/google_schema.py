@@ -29,7 +29,8 @@ comments of google.container.v1, also in `google.cloud.container_v1.types.cluste
 - Cluster.initial_node_count / Cluster.node_config: "For requests, this field should only be used
   in lieu of a "node_pool" object ... Do not use this and a node_pool at the same time."
 - NodePoolAutoscaling.min_node_count: "Must be greater than or equal to 0 and less than or equal to
-  max_node_count"; max_node_count: "Must be >= min_node_count".
+  max_node_count"; max_node_count: "Must be >= min_node_count"; "The total_*_node_count fields are
+  mutually exclusive with the *_node_count fields."
 - SetNodePoolSizeRequest.node_count: "Required. The desired node count for the pool."
 """
 
@@ -491,6 +492,9 @@ def _check_pool(p, where: str) -> None:
     a = p.autoscaling
     if a.min_node_count < 0 or a.max_node_count < 0:
         raise invalid(f"{where}.autoscaling: min_node_count and max_node_count must be greater than or equal to zero.")
+    if (a.total_min_node_count or a.total_max_node_count) and (a.min_node_count or a.max_node_count):
+        raise invalid(f"{where}.autoscaling: total_min_node_count/total_max_node_count and "
+                      "min_node_count/max_node_count are mutually exclusive.")
     if a.enabled and a.max_node_count < a.min_node_count:
         raise invalid(f"{where}.autoscaling.max_node_count ({a.max_node_count}) must be greater than or equal to "
                       f"min_node_count ({a.min_node_count}).")
