@@ -516,7 +516,7 @@ def test_bearer_token_and_revocation():
         with http(k, token=None) as h:
             assert h.get("/api/v1/namespaces").status_code == 401
             assert h.get("/healthz").text == "ok" and h.get("/readyz").status_code == 200
-            assert h.get("/version").json()["gitVersion"].startswith("v1.32")
+            assert h.get("/version").json()["gitVersion"].startswith("v1.33")
         assert client.CoreV1Api(k.api_client()).list_namespace().items
         faults.revoked = {k.token}  # the world's revoked-token set, checked live
         with pytest.raises(kexc.UnauthorizedException):

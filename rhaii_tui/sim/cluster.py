@@ -27,8 +27,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-K8S_VERSION = "v1.33.5-gke.1080000"
 GKE_VERSION = "1.33.5-gke.1080000"
+# GKE runs the control plane at the cluster's master version and upgrades it before the nodes: the
+# API server's /version (gitVersion) is the master version and no node's kubelet is newer.
+K8S_VERSION = f"v{GKE_VERSION}"
 BASE_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -313,7 +315,8 @@ class ClusterSim:
         self.faults = self._make_faults()
         tls = None if self.plain_http else self.world.tls
         self.server = KubeApiServer(self.store, self.logs, token=self.world.token, tls=tls,
-                                    proxy=self.dataplane.proxy, faults=self.faults)
+                                    proxy=self.dataplane.proxy, faults=self.faults,
+                                    git_version=K8S_VERSION)
         self.k8s_port = await self.server.start(self.world.host, 0)
         await _maybe_await(self.dataplane.start())
         await _maybe_await(self.controllers.start())

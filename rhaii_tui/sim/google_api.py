@@ -12,6 +12,7 @@ responses always carry enum names, which both accept.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import random
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from aiohttp import web
 
 from ..config import V6E_ZONES, region_of
+from . import google_schema
 from .cluster import GKE_VERSION, MACHINE_TYPES
 from .world import REGIONS, V6E_REGIONS, ZONES, Cluster, GoogleError, NodePool, Operation, _ts
 
@@ -353,6 +355,7 @@ class Route:
 
 
 _SEG = r"([^/:]+)"
+REQUEST_LOG = 4000  # requests GoogleApi.requests keeps (a full deploy and its day-2 operations send ~1000)
 _CONTAINER = r"/v1(?:beta1)?/projects/" + _SEG + r"/(?:locations|zones)/" + _SEG
 
 
@@ -365,6 +368,8 @@ class GoogleApi:
         self._runner: web.AppRunner | None = None
         self._rng = random.Random()
         self.routes: list[Route] = self._routes()
+        # the last requests to the Google APIs (control API excluded): (method, path, query, body)
+        self.requests: collections.deque[tuple[str, str, str, Any]] = collections.deque(maxlen=REQUEST_LOG)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         app = web.Application(client_max_size=8 * 1024 * 1024)
@@ -409,6 +414,9 @@ class GoogleApi:
                                           "Invalid JSON payload received. Unexpected token.") from None
                     if not isinstance(body, dict):
                         raise GoogleError(400, "INVALID_ARGUMENT", "Invalid JSON payload received: expected an object.")
+            if not route.control:
+                self.requests.append((request.method, path, request.query_string, body))
+                await google_schema.check(request.method, path, body)  # Google's 400 for a bad body
             if not route.control:
                 await self.world.advance()
             result = await route.handler(request, *m.groups(), body=body)  # type: ignore[union-attr]

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from ..clock import SimClock
+from ..cluster import K8S_VERSION
 from ..logs import LogBook
 from ..store import Store
 
@@ -73,7 +74,7 @@ class StandInCluster:
                 "addresses": [{"type": "InternalIP", "address": f"10.164.0.{i + 2}"},
                               {"type": "Hostname", "address": name}],
                 "nodeInfo": {"architecture": "amd64", "bootID": "x", "containerRuntimeVersion": "containerd://1.7.27",
-                             "kernelVersion": "6.6.87+", "kubeProxyVersion": "v1.33.5", "kubeletVersion": "v1.33.5",
+                             "kernelVersion": "6.6.87+", "kubeProxyVersion": K8S_VERSION, "kubeletVersion": K8S_VERSION,
                              "machineID": "x", "operatingSystem": "linux",
                              "osImage": "Container-Optimized OS from Google", "systemUUID": "x"},
             }})

@@ -14,7 +14,7 @@ from ..store import ResourceType
 
 Obj = dict[str, Any]
 
-GIT_VERSION = "v1.32.4-gke.1000"
+GIT_VERSION = "v1.33.5-gke.1080000"  # the simulated GKE master version (sim/cluster.py GKE_VERSION)
 
 # subresources discovery lists beyond what the store's types carry
 _EXTRA_SUBRESOURCES = {
