@@ -138,3 +138,4 @@ def test_cost_hint_names_the_cost_now_and_after():
     assert cost_hint(st, "5") == "Scale to 5: ≈ $376.80/day now → ≈ $624.00/day (5 TPU node(s), 20 chips)"
     assert "scale to zero ≈ $6.00/day" in cost_hint(st) and "delete the cluster $0/day" in cost_hint(st)
     assert cost_hint(None) == ""
+    assert cost_hint(st, "3") == "Already 3 replica(s) on 3 TPU node(s) (≈ $376.80/day): nothing to change"

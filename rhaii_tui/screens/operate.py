@@ -41,6 +41,8 @@ def cost_hint(status: Any, replicas_text: str = "") -> str:
     text = replicas_text.strip()
     if text.isdigit() and int(text) >= 1:
         n = int(text)
+        if n == status.replicas_desired and n == status.pool_nodes:
+            return f"Already {n} replica(s) on {n} TPU node(s) (≈ ${now:,.2f}/day): nothing to change"
         return (f"Scale to {n}: ≈ ${now:,.2f}/day now → ≈ ${status.cost_after('scale', n):,.2f}/day "
                 f"({n} TPU node(s), {4 * n} chips)")
     zero = status.cost_after("scale-to-zero")
