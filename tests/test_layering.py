@@ -67,3 +67,25 @@ def test_the_wizard_starts_without_cloud_client_libraries():
                          cwd=PKG.parent)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_pages_and_widgets_never_import_the_app():
+    """app.py imports the pages; the pages know the app only through screens/protocol.Wizard."""
+    offenders = []
+    for d in UI_DIRS:
+        for path in sorted((PKG / d).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and node.level == 2 and node.module == "app":
+                    offenders.append(str(path.relative_to(PKG.parent)))
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "rhaii_tui.app":
+                    offenders.append(str(path.relative_to(PKG.parent)))
+    assert not offenders, offenders
+
+
+def test_the_app_is_the_wizard_its_pages_expect():
+    from rhaii_tui.app import RhaiiApp
+    from rhaii_tui.config import DeployConfig
+    from rhaii_tui.screens.protocol import Wizard
+
+    assert isinstance(RhaiiApp(DeployConfig(project="p")), Wizard)

@@ -22,7 +22,7 @@ Blocking I/O belongs in `@work(thread=True)` workers that report with messages o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -35,9 +35,8 @@ from ..config import DeployConfig
 from ..widgets.commands_panel import CommandsPanel
 from ..widgets.marks import StepStateLike, mark_and_word, status_of
 from .pages import Page, page
+from .protocol import Wizard
 
-if TYPE_CHECKING:
-    from ..app import RhaiiApp
 
 
 def state_content(state: StepStateLike | None) -> Content:
@@ -96,7 +95,7 @@ class StepScreen(Vertical):
 
     # what the page works with ---------------------------------------------------------------
     @property
-    def wizard(self) -> "RhaiiApp":
+    def wizard(self) -> Wizard:
         return self.app  # type: ignore[return-value]
 
     @property
