@@ -37,9 +37,28 @@ class Page:
         return f"Step {self.number} · {self.title}" if self.is_step else self.title
 
     @property
+    def short(self) -> str:
+        """The sidebar's title: short enough that the page keeps most of the width."""
+        return SIDEBAR_TITLES.get(self.number, self.title)
+
+    @property
+    def tiny(self) -> str:
+        """The sidebar's title where even the short one does not fit (a narrow terminal)."""
+        return TINY_TITLES.get(self.number, self.short)
+
+    @property
     def label(self) -> str:
         return (f"{self.number}. {self.title}" if self.is_step else self.title) + (
             " (optional)" if self.optional else "")
+
+
+SIDEBAR_TITLES: dict[int, str] = {
+    1: "Preflight checks", 2: "Cluster and TPU pool", 3: "Namespace and secrets", 4: "Operators",
+    5: "Deploy the service", 6: "EPP sidecar", 7: "EnvoyFilters", 8: "NetworkPolicies", 9: "Verify",
+    10: "Cache & throughput", 11: "Model identity",
+}
+
+TINY_TITLES: dict[int, str] = {2: "Cluster", 3: "Secrets", 5: "Deploy", 8: "NetPolicies", 10: "Cache & speed"}
 
 
 def _configure_commands(c: DeployConfig) -> list[str]:

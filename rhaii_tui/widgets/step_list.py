@@ -71,10 +71,12 @@ class StepList(OptionList):
         is_current = p.number == self.current
         title_style = "bold" if is_current else ""
         number = f"{p.number:>2} " if p.is_step else "   "
-        title = p.title
+        title = getattr(p, "short", p.title)
         suffix = " (optional)" if p.optional else ""
         # fit the line to the width, keeping the "optional" mark visible
         room = self._text_width() - 3 - len(number)  # mark, space ... one cell of margin
+        if room > 0 and len(title) + len(suffix) > room:
+            title = getattr(p, "tiny", title)
         if room > 0 and len(title) + len(suffix) > room:
             if suffix:
                 suffix = " (opt.)"
