@@ -389,3 +389,24 @@ async def test_zoom_gives_the_focused_pane_the_whole_screen_and_back():
         page.query_one(PodTableWidget).focus()
         await pilot.press("f")
         assert app.screen.maximized is page.query_one(PodTableWidget)
+
+
+@pytest.mark.asyncio
+async def test_zoom_with_nothing_focused_zooms_the_main_pane_and_a_zoomed_table_fills_the_screen():
+    app = RhaiiApp(DeployConfig(project="demo-project-01"), start_step=5)
+    async with running(app) as pilot:
+        page = app.current_page
+        app.query_one("#sidebar").focus()
+        await pilot.pause()
+        page.action_zoom()
+        await pilot.pause()
+        assert app.screen.maximized is not None and page in app.screen.maximized.ancestors
+        page.action_zoom()
+        await pilot.pause()
+        table = page.query_one(PodTableWidget)
+        table.focus()
+        await pilot.press("f")
+        await pilot.pause()
+        assert app.screen.maximized is table
+        # the table takes the screen's height (less the footer), not the height of its few rows
+        assert table.region.height >= app.screen.size.height - 2, (table.region, app.screen.size)

@@ -103,13 +103,24 @@ class WatchingScreen(StepScreen):
         # short terminals: the live panes first (purpose and commands stay one key away: ?, palette)
         self.set_class(self.size.height < 30, "-short")
 
+    ZOOM_DEFAULT = ".step-body"
+    """Where `f` looks for a pane to zoom when nothing in the page has focus: its first focusable pane."""
+
     def action_zoom(self) -> None:
-        """The focused pane gets the whole screen; again: back."""
+        """The focused pane gets the whole screen (with nothing focused: the page's main pane); again: back."""
         screen = self.screen
         if screen.maximized is not None:
             screen.minimize()
-        elif self.app.focused is not None and self in self.app.focused.ancestors:
-            screen.maximize(self.app.focused)
+            return
+        target = self.app.focused
+        if target is None or self not in target.ancestors:
+            target = next((w for w in self.query(self.ZOOM_DEFAULT).first().query("*")
+                           if w.focusable and w.display), None)
+            if target is None:
+                self.notify("Nothing to zoom here: Tab to a pane first.", timeout=3, markup=False)
+                return
+            target.focus()
+        screen.maximize(target)
 
     def step_entered(self) -> None:
         self.ensure_watch()
