@@ -15,6 +15,9 @@ from typing import Any, Iterable
 from textual_plotext import PlotextPlot
 
 
+LEGEND = "seconds · cyan: req/s (left axis) · green: P50 ms · orange: P99 ms (right axis)"
+
+
 class ThroughputChart(PlotextPlot):
     """Requests/s and latency P50/P99 over time."""
 
@@ -67,20 +70,22 @@ class ThroughputChart(PlotextPlot):
         plt = self.plt
         plt.clear_figure()
         s = self.series()
-        title = self.title or "throughput"
+        title = self.title or "throughput run"
         if not self.ticks:
             title += " — waiting for the first second"
-        plt.title(f"{title}: req/s (left), latency P50/P99 ms (right)")
-        plt.xlabel("seconds")
+        plt.title(title)
+        # The legend goes under the axis, in words and colours: plotext draws its own legend box over
+        # the top-left of the plot, on the lines.
+        plt.xlabel(LEGEND)
         if s["rps"]:
             xs, ys = zip(*s["rps"])
-            plt.plot(list(xs), list(ys), label="req/s", marker="braille", color="cyan", yside="left")
+            plt.plot(list(xs), list(ys), marker="braille", color="cyan", yside="left")
         if s["p50"]:
             xs, ys = zip(*s["p50"])
-            plt.plot(list(xs), list(ys), label="P50 ms", marker="braille", color="green", yside="right")
+            plt.plot(list(xs), list(ys), marker="braille", color="green", yside="right")
         if s["p99"]:
             xs, ys = zip(*s["p99"])
-            plt.plot(list(xs), list(ys), label="P99 ms", marker="braille", color="orange", yside="right")
+            plt.plot(list(xs), list(ys), marker="braille", color="orange", yside="right")
         if s["rps"]:
             top = max(y for _x, y in s["rps"])
             plt.ylim(0, max(1.0, top * 1.15), yside="left")
