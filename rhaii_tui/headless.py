@@ -375,16 +375,28 @@ class _LeaseKeeper:
         self.lease: Any = None
         self.holder: str | None = None     # who held it for this run, once taken
         self.said_no_namespace = False
+        self.said_unreadable = False
 
     def ensure(self, step: int | None) -> None:
-        """Raises LeaseHeld when another rhaii-tui holds it, CloudError when it cannot be read or written."""
+        """Raises LeaseHeld when another rhaii-tui holds it, CloudError when it cannot be read or written.
+
+        A cluster that cannot be read (API disabled, permission, credentials, unreachable) is not a
+        lease problem: no lease is taken and the step that runs next reports that error itself."""
+        from .cloud.gke import CloudError
         from .lease import Lease
 
         if self.lease is not None and self.lease.held:
             return
         if self.lease is None:
             self.lease = Lease(self.ctx.kube, self.ctx.cfg.namespace, ttl=self.ttl, command="apply")
-        if self.ctx.kube_or_none() is None or not self.lease.acquire():
+        try:
+            session = self.ctx.kube_or_none()
+        except CloudError as e:
+            if not self.said_unreadable:
+                self.said_unreadable = True
+                self.out.line(f"no lease yet: the cluster cannot be read ({e.kind}); the steps say why", step)
+            return
+        if session is None or not self.lease.acquire():
             if not self.said_no_namespace:
                 self.said_no_namespace = True
                 self.out.line(f"no lease yet: namespace {self.ctx.cfg.namespace}, which holds it, does not exist "

@@ -269,6 +269,23 @@ def test_apply_stops_at_a_failed_preflight(make_sim_world, capsys, tmp_path):
     assert counts(world) == {"clusters": 0}
 
 
+def test_a_disabled_kubernetes_engine_api_is_step_1s_failure_not_the_lease(make_sim_world, capsys, tmp_path):
+    """Taking the deploy lease reads the cluster; a disabled API there is not a lease problem: step 1
+    runs and says which API to enable."""
+    world = make_sim_world("api-disabled")
+    hf, pull = secret_files(tmp_path)
+    code, out, err = run(capsys, world, "apply", "--yes", "--json", "--hf-token-file", str(hf),
+                         "--pull-secret-file", str(pull))
+    assert code == 1, err
+    doc = json.loads(out)
+    error = doc["error"]
+    assert error["step"] == 1 and error["title"] == "Preflight checks"
+    assert "gcloud services enable container.googleapis.com --project rhaii-demo-project" in error["fix"]
+    assert "lease" not in error["message"] and "lease" not in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert doc["steps"][0]["action"] == "ran" and doc["lease"] is None
+
+
 # --- step 4 with an installer (the real cloud's path, on the emulator) ------------------------------
 
 INSTALLER = """
