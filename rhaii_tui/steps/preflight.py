@@ -247,6 +247,24 @@ def check_quota(ctx: StepContext) -> CheckResult:
         spot = " Spot quota: unlimited."
     elif pane.spot.limit is not None:
         spot = f" Spot quota beside it: {pane.spot.limit} chips."
+    refused = pane.on_demand.error_kind in QUOTA_READ_REFUSED
+    if pane.enough is None and refused:
+        # the read was refused for a reason the user can fix in a minute: a failed check with that fix
+        fix = pane.on_demand.fix
+        if pane.on_demand.error_kind == "permission":
+            who = None
+            try:
+                who = ctx.profile.identity()
+            except Exception:  # noqa: BLE001
+                who = None
+            perm = projects.PERMISSION_BY_NAME[quotas.QUOTA_PERMISSION]
+            grant = projects.PermissionReport([], [perm]).grant_commands(cfg.project, who)
+            fix = (f"Ask a project owner to grant you {perm.role} on {cfg.project} (permission {perm.name}): "
+                   + "; ".join(grant) + f". Or check the quota by hand at {pane.console_url}.")
+        return CheckResult("quota", TITLES["quota"], "fail",
+                           f"Could not read the TPU v6e quota in {pane.region}: "
+                           + pane.on_demand.warning.replace(pane.on_demand.fix, "").strip(),
+                           fix, {**data, "error_kind": pane.on_demand.error_kind})
     if pane.enough is None:
         return CheckResult("quota", TITLES["quota"], "warn",
                            f"Could not read the TPU v6e quota in {pane.region}: {pane.on_demand.warning}{spot}",
@@ -264,6 +282,11 @@ def check_quota(ctx: StepContext) -> CheckResult:
                        f"chips).{spot}",
                        f"Request {pane.request_text} at {pane.console_url} or with: {pane.request_command}; or lower "
                        f"the replicas to {max(0, (pane.on_demand.limit or 0) // 4)}.{spot_hint}", data)
+
+
+# Quota reads refused for a reason with a one-command fix (not "unknown id" or an outage): the check
+# fails with that fix rather than passing on a quota nobody could read.
+QUOTA_READ_REFUSED = ("permission", "api_disabled", "quota_project")
 
 
 def check_secrets(ctx: StepContext, secret_files: Iterable[str | Path] = ()) -> CheckResult:
