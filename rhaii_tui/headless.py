@@ -217,7 +217,8 @@ def _state_dict(n: int, st: Any) -> dict[str, Any]:
 
 def validate_config(cfg: Any) -> None:
     flags = {"project": "--project or PROJECT_ID", "zone": "--zone or ZONE", "cluster": "--cluster or CLUSTER_NAME",
-             "namespace": "--namespace or NAMESPACE", "replicas": "--replicas"}
+             "namespace": "--namespace or NAMESPACE", "replicas": "--replicas",
+             "default_machine_type": "--default-machine-type"}
     errors = cfg.errors()
     if errors:
         k, msg = next(iter(errors.items()))

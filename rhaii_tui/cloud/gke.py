@@ -612,9 +612,9 @@ class Gke:
             return []
 
     def cluster_body(self, cluster: str, *, default_nodes: int = 2, min_nodes: int = 1,
-                     max_nodes: int = 5) -> dict[str, Any]:
-        """The create request's cluster: the guide's default pool (n1-standard-4 x2, autoscaling 1-5),
-        IP aliases, HPA and HTTP load balancing add-ons."""
+                     max_nodes: int = 5, machine_type: str = DEFAULT_POOL_MACHINE_TYPE) -> dict[str, Any]:
+        """The create request's cluster: the guide's default pool (n1-standard-4 x2, autoscaling 1-5;
+        `machine_type` where the zone lacks N1), IP aliases, HPA and HTTP load balancing add-ons."""
         return {
             "name": cluster,
             "description": "RHAII vLLM on TPU v6e (created by rhaii-tui)",
@@ -622,7 +622,7 @@ class Gke:
             "node_pools": [{
                 "name": "default-pool",
                 "initial_node_count": default_nodes,
-                "config": {"machine_type": DEFAULT_POOL_MACHINE_TYPE,
+                "config": {"machine_type": machine_type or DEFAULT_POOL_MACHINE_TYPE,
                            "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"]},
                 "autoscaling": {"enabled": True, "min_node_count": min_nodes, "max_node_count": max_nodes},
                 "management": {"auto_repair": True, "auto_upgrade": True},

@@ -267,8 +267,10 @@ ACCELERATORS: dict[str, tuple[str, int, tuple[str, ...]]] = {
 }
 
 
-def _zone_machine_types(zone: str) -> list[str]:
-    return [m for m, mt in MACHINE_TYPES.items() if not mt.is_tpu or zone in V6E_ZONES]
+def _zone_machine_types(zone: str, scenario: Any = None) -> list[str]:
+    from .zone_machines import zone_machine_types
+
+    return zone_machine_types(zone, scenario)
 
 
 def _stable_id(*parts: str) -> str:
@@ -312,7 +314,7 @@ class ComputeCatalog:
         return out
 
     def machines(self, project: str, zone: str) -> list[dict]:
-        return [self.machine(project, zone, m) for m in _zone_machine_types(zone)]
+        return [self.machine(project, zone, m) for m in _zone_machine_types(zone, self.world.scenario)]
 
     def zone(self, project: str, zone: str) -> dict:
         return {"kind": "compute#zone", "id": _stable_id("zone", zone), "creationTimestamp": "1969-12-31T16:00:00.000-08:00",
@@ -799,7 +801,7 @@ class GoogleApi:
     async def mt_get(self, request, project, zone, name, body):
         pid = self._cproject(project)
         self._czone(pid, zone)
-        if name not in _zone_machine_types(zone):
+        if name not in _zone_machine_types(zone, self.world.scenario):
             raise GoogleError(404, "NOT_FOUND",
                               f"The resource 'projects/{pid}/zones/{zone}/machineTypes/{name}' was not found")
         return self.compute.machine(pid, zone, name)

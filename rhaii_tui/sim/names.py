@@ -13,6 +13,7 @@ SCENARIOS: tuple[str, ...] = (
     "quotas-api-disabled",
     "no-quota-permission",
     "adc-no-quota-project",
+    "no-n1-zone",
     "bad-hf-token",
     "bad-pull-secret",
     "two-nodes",

@@ -52,6 +52,7 @@ class Scenario:
     # "service_account" (a key file); a user's ADC may carry a quota project (set-quota-project)
     credentials: str = "user"
     adc_quota_project: bool = True
+    machine_series_absent: tuple[str, ...] = ()  # "ZONE:SERIES" (e.g. "europe-west4-a:n1"): not offered there
     max_tpu_nodes: int | None = None  # the zone provides at most this many TPU nodes per pool
     # cluster side (read by the controllers)
     hf_token_rejected: bool = False  # model download gets 401 from Hugging Face
@@ -82,7 +83,7 @@ class Scenario:
             raise ValueError(f"unknown scenario knob(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         if "flaky" in overrides and isinstance(overrides["flaky"], dict):
             overrides = dict(overrides, flaky=FlakySpec(**overrides["flaky"]))
-        for k in ("stockout_zones", "granted_permissions", "denied_permissions"):
+        for k in ("stockout_zones", "granted_permissions", "denied_permissions", "machine_series_absent"):
             if isinstance(overrides.get(k), list):
                 overrides = dict(overrides, **{k: tuple(overrides[k])})
         if overrides.get("credentials", self.credentials) not in CREDENTIAL_KINDS:
@@ -94,7 +95,7 @@ class Scenario:
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["flaky"] = self.flaky.to_json() if self.flaky else None
-        for k in ("stockout_zones", "granted_permissions", "denied_permissions"):
+        for k in ("stockout_zones", "granted_permissions", "denied_permissions", "machine_series_absent"):
             if d[k] is not None:
                 d[k] = list(d[k])
         return d
@@ -122,6 +123,9 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "v6e quota cannot be read.", denied_permissions=("cloudquotas.quotas.get",)),
     Scenario("adc-no-quota-project", "User Application Default Credentials without a quota project: Service Usage "
              "and Cloud Quotas refuse the requests.", adc_quota_project=False),
+    Scenario("no-n1-zone", "europe-west4-a offers no N1 machine types, so not the default pool's n1-standard-4 "
+             "(as some newer regions): step 1 proposes a machine type the zone has.",
+             machine_series_absent=("europe-west4-a:n1",)),
     Scenario("bad-hf-token", "The Hugging Face token is rejected: the model download fails (Init:CrashLoopBackOff)."
              , hf_token_rejected=True),
     Scenario("bad-pull-secret", "The registry pull secret is rejected: the vLLM image cannot be pulled "

@@ -712,6 +712,10 @@ class World:
             raise GoogleError(400, "INVALID_ARGUMENT",
                               f"Machine type \"{mt_name}\" is not available in zone \"{zone}\": TPU v6e is offered in "
                               f"{', '.join(V6E_ZONES)}.")
+        from .zone_machines import zone_offers
+
+        if not zone_offers(zone, mt_name, self.scenario):
+            raise GoogleError(400, "INVALID_ARGUMENT", f"Invalid machine type \"{mt_name}\": not found in zone {zone}.")
         try:
             count = int(body.get("initialNodeCount", 0))  # proto3 JSON leaves a 0 out
         except (TypeError, ValueError):
