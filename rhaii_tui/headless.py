@@ -434,6 +434,7 @@ def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lea
     error: dict[str, Any] | None = None
     code = EXIT_OK
     keeper = _LeaseKeeper(ctx, out, stop, lease_ttl)
+    lease_step: int | None = None  # the step that was about to run when the lease was being taken
 
     def finish() -> int:
         if out.as_json:
@@ -472,7 +473,10 @@ def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lea
 
                 raise NeedsInput(4, problem)
         if any(2 <= n <= 8 for n in pending):
-            keeper.ensure(None)
+            try:
+                keeper.ensure(None)
+            except CloudError:
+                pass  # not a lease held by someone else: the first changing step tries again and says why
         reprobe = False
         for n in numbers:
             e = BY_NUMBER[n]
@@ -485,7 +489,9 @@ def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lea
                 out.line(f"step {n} {e.title}: done - {st.summary}", n)
                 continue
             if e.mutating:
+                lease_step = n
                 keeper.ensure(n)
+                lease_step = None
             out.line(f"step {n} {e.title}: {st.summary} -> running", n)
             actions[n] = "ran"
             t0 = time.monotonic()
@@ -495,7 +501,9 @@ def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lea
             if keeper.lost is not None:
                 raise LeaseHeld(keeper.lost)
             if n == 3 and keeper.lease is not None and not keeper.lease.held and through > 3:
+                lease_step = n + 1
                 keeper.ensure(n)
+                lease_step = None
             if not result.done:
                 code = EXIT_FAIL
                 error = {"step": n, "title": e.title, "status": result.status.value, "message": result.summary,
@@ -525,7 +533,8 @@ def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lea
         return finish()
     except CloudError as e:  # the lease could not be read or written
         code = EXIT_FAIL
-        error = {"step": None, "message": f"could not take the deploy lease: {e.message}", "fix": e.fix}
+        error = {"step": lease_step, "message": f"could not take the deploy lease: {e.message}", "fix": e.fix,
+                 "kind": e.kind}
         out.error(f"could not take the deploy lease: {e.message} {e.fix}".strip())
         return finish()
     except KeyboardInterrupt:
