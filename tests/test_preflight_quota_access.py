@@ -152,3 +152,28 @@ def test_the_quota_project_error_is_not_mistaken_for_a_disabled_api():
 
     mapped = gke.map_error(gexc.Forbidden(ADC_MESSAGE), gke.ErrorContext(project="p-1234567"))
     assert mapped.kind == "quota_project" and "set-quota-project p-1234567" in mapped.fix
+
+
+@pytest.mark.parametrize("quota_project,expect", [(PROJECT, "pass"), (None, "fail")])
+def test_real_mode_user_adc_sends_its_quota_project(sim_world, tmp_path, monkeypatch, quota_project, expect):
+    """GcpProfile with user credentials as google.auth.default() returns them (the ADC file's
+    quota_project_id), talking to the emulator: the client libraries and rest() send the header
+    when the file has a quota project; without one, step 1 names set-quota-project."""
+    import google.auth
+    from google.oauth2.credentials import Credentials
+
+    from rhaii_tui.cloud.profile import GcpProfile
+
+    creds = Credentials(token=sim_world.token, quota_project_id=quota_project)
+    monkeypatch.setattr(google.auth, "default", lambda scopes=None, **kw: (creds, PROJECT))
+
+    class AtEmulator(GcpProfile):
+        def api_base(self, service):
+            return sim_world.google_url
+
+    prof = AtEmulator()
+    assert prof.quota_project() == quota_project
+    _, got = run_preflight(sim_world, tmp_path, prof)
+    assert got["quota"].status == expect and got["api"].status == expect
+    if expect == "fail":
+        assert "gcloud auth application-default set-quota-project rhaii-demo-project" in got["quota"].fix
