@@ -148,6 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         print(f"rhaii-tui: {e}", file=sys.stderr)
         return EXIT_USAGE
+    bad_machine = cfg.errors().get("default_machine_type")  # no screen field shows it: say it here
+    if bad_machine:
+        print(f"rhaii-tui: {bad_machine} (--default-machine-type, or default_machine_type in the --config file)",
+              file=sys.stderr)
+        return EXIT_USAGE
     try:
         if args.command:
             _help, _add, fn = COMMANDS[args.command]

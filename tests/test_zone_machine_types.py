@@ -109,3 +109,11 @@ def test_the_default_machine_type_is_a_config_field(tmp_path):
     assert load_config_file(f) == {"default_machine_type": "n2-standard-4"}
     cmd = guide_step(2).commands(DeployConfig(project=PROJECT, default_machine_type="n2-standard-4"))[0]
     assert "--machine-type n2-standard-4 " in cmd
+
+
+def test_a_bad_default_machine_type_flag_is_one_line_exit_2(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("RHAII_TUI_STATE_DIR", str(tmp_path / "state"))
+    code = cli.main(["--project", PROJECT, "--default-machine-type", "ct6e-standard-4t", "status"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--default-machine-type" in err and "TPU" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
