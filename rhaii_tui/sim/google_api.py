@@ -450,8 +450,10 @@ class GoogleApi:
             R("POST", r"/_emu/login", self.emu_login, control=True),
             R("POST", r"/_emu/clusters/" + S + "/" + S + "/" + S + r"/install-operators", self.emu_install, control=True),
             # cloud quotas (before container: same /v1/projects/P/locations/L prefix)
-            R("GET", r"/v1/projects/" + S + r"/locations/global/services/" + S + r"/quotaInfos", self.quota_list),
-            R("GET", r"/v1/projects/" + S + r"/locations/global/services/" + S + r"/quotaInfos/" + S, self.quota_get),
+            R("GET", r"/v1(?:beta)?/projects/" + S + r"/locations/global/services/" + S + r"/quotaInfos",
+              self.quota_list),  # v1beta: gcloud beta quotas
+            R("GET", r"/v1(?:beta)?/projects/" + S + r"/locations/global/services/" + S + r"/quotaInfos/" + S,
+              self.quota_get),
             # container
             R("GET", C + r"/clusters", self.clusters_list),
             R("POST", C + r"/clusters", self.clusters_create),
