@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cluster", help="GKE cluster name (env CLUSTER_NAME; default rhaii-tpu-scaleout-cluster)")
     g.add_argument("--namespace", help="workload namespace (env NAMESPACE; default rhaii-inference)")
     g.add_argument("--replicas", type=_replicas, help="vLLM replicas, one TPU node (4 chips) each (default 3)")
+    g.add_argument("--default-machine-type", metavar="TYPE",
+                   help="machine type of the cluster's default (CPU) pool (default n1-standard-4; a zone that "
+                        "lacks it needs another, step 1 proposes one)")
     g.add_argument("--config", metavar="FILE", help="YAML/JSON file with config fields (below flags and env)")
     s = p.add_argument_group("simulated environment")
     s.add_argument("--sim", action="store_true", help="use the built-in simulated cloud (no GCP account needed)")
@@ -96,7 +99,8 @@ def _config_from_args(args: argparse.Namespace):
 
     file_values = load_config_file(args.config) if args.config else None
     flags = {"project": args.project, "zone": args.zone, "cluster": args.cluster,
-             "namespace": args.namespace, "replicas": args.replicas}
+             "namespace": args.namespace, "replicas": args.replicas,
+             "default_machine_type": getattr(args, "default_machine_type", None)}
     return resolve_config(flags=flags, file_values=file_values, state=StateStore())
 
 
@@ -143,6 +147,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = _config_from_args(args)
     except ValueError as e:
         print(f"rhaii-tui: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    bad_machine = cfg.errors().get("default_machine_type")  # no screen field shows it: say it here
+    if bad_machine:
+        print(f"rhaii-tui: {bad_machine} (--default-machine-type, or default_machine_type in the --config file)",
+              file=sys.stderr)
         return EXIT_USAGE
     try:
         if args.command:

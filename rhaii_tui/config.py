@@ -56,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "replicas": 3,
     "image": "registry.redhat.io/rhaiis/vllm-tpu-rhel9:3.2.5",
     "price_per_node_hour": DEFAULT_PRICE_PER_NODE_HOUR,
+    "default_machine_type": DEFAULT_POOL_MACHINE_TYPE,  # the cluster's default (CPU) node pool
 }
 
 ENV_NAMES: dict[str, str] = {
@@ -176,6 +177,19 @@ def validate_price(value: Any) -> str | None:
     return None
 
 
+_MACHINE_TYPE_RE = re.compile(r"^[a-z][a-z0-9]*-[a-z0-9-]*[a-z0-9]$")
+
+
+def validate_machine_type(value: str) -> str | None:
+    if not value:
+        return f"The default pool's machine type is required, e.g. {DEFAULT_POOL_MACHINE_TYPE}."
+    if not _MACHINE_TYPE_RE.match(value) or len(value) > 63:
+        return "Machine type must be a Compute Engine machine type name, e.g. e2-standard-4."
+    if value.startswith("ct6e-"):
+        return "The default pool runs the CPU workloads; TPU v6e machine types go in the TPU pool only."
+    return None
+
+
 VALIDATORS = {
     "project": validate_project,
     "zone": validate_zone,
@@ -186,6 +200,7 @@ VALIDATORS = {
     "replicas": validate_replicas,
     "image": validate_image,
     "price_per_node_hour": validate_price,
+    "default_machine_type": validate_machine_type,
 }
 
 
@@ -203,6 +218,7 @@ class DeployConfig:
     replicas: int = DEFAULTS["replicas"]
     image: str = DEFAULTS["image"]
     price_per_node_hour: float = DEFAULTS["price_per_node_hour"]
+    default_machine_type: str = DEFAULTS["default_machine_type"]
     # where each value came from: "flag" | "env" | "state" | "gcloud" | "default" (for the UI)
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 

@@ -217,7 +217,8 @@ def _state_dict(n: int, st: Any) -> dict[str, Any]:
 
 def validate_config(cfg: Any) -> None:
     flags = {"project": "--project or PROJECT_ID", "zone": "--zone or ZONE", "cluster": "--cluster or CLUSTER_NAME",
-             "namespace": "--namespace or NAMESPACE", "replicas": "--replicas"}
+             "namespace": "--namespace or NAMESPACE", "replicas": "--replicas",
+             "default_machine_type": "--default-machine-type"}
     errors = cfg.errors()
     if errors:
         k, msg = next(iter(errors.items()))
@@ -375,16 +376,28 @@ class _LeaseKeeper:
         self.lease: Any = None
         self.holder: str | None = None     # who held it for this run, once taken
         self.said_no_namespace = False
+        self.said_unreadable = False
 
     def ensure(self, step: int | None) -> None:
-        """Raises LeaseHeld when another rhaii-tui holds it, CloudError when it cannot be read or written."""
+        """Raises LeaseHeld when another rhaii-tui holds it, CloudError when it cannot be read or written.
+
+        A cluster that cannot be read (API disabled, permission, credentials, unreachable) is not a
+        lease problem: no lease is taken and the step that runs next reports that error itself."""
+        from .cloud.gke import CloudError
         from .lease import Lease
 
         if self.lease is not None and self.lease.held:
             return
         if self.lease is None:
             self.lease = Lease(self.ctx.kube, self.ctx.cfg.namespace, ttl=self.ttl, command="apply")
-        if self.ctx.kube_or_none() is None or not self.lease.acquire():
+        try:
+            session = self.ctx.kube_or_none()
+        except CloudError as e:
+            if not self.said_unreadable:
+                self.said_unreadable = True
+                self.out.line(f"no lease yet: the cluster cannot be read ({e.kind}); the steps say why", step)
+            return
+        if session is None or not self.lease.acquire():
             if not self.said_no_namespace:
                 self.said_no_namespace = True
                 self.out.line(f"no lease yet: namespace {self.ctx.cfg.namespace}, which holds it, does not exist "
@@ -421,6 +434,7 @@ def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lea
     error: dict[str, Any] | None = None
     code = EXIT_OK
     keeper = _LeaseKeeper(ctx, out, stop, lease_ttl)
+    lease_step: int | None = None  # the step that was about to run when the lease was being taken
 
     def finish() -> int:
         if out.as_json:
@@ -459,7 +473,10 @@ def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lea
 
                 raise NeedsInput(4, problem)
         if any(2 <= n <= 8 for n in pending):
-            keeper.ensure(None)
+            try:
+                keeper.ensure(None)
+            except CloudError:
+                pass  # not a lease held by someone else: the first changing step tries again and says why
         reprobe = False
         for n in numbers:
             e = BY_NUMBER[n]
@@ -472,7 +489,9 @@ def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lea
                 out.line(f"step {n} {e.title}: done - {st.summary}", n)
                 continue
             if e.mutating:
+                lease_step = n
                 keeper.ensure(n)
+                lease_step = None
             out.line(f"step {n} {e.title}: {st.summary} -> running", n)
             actions[n] = "ran"
             t0 = time.monotonic()
@@ -482,7 +501,9 @@ def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lea
             if keeper.lost is not None:
                 raise LeaseHeld(keeper.lost)
             if n == 3 and keeper.lease is not None and not keeper.lease.held and through > 3:
+                lease_step = n + 1
                 keeper.ensure(n)
+                lease_step = None
             if not result.done:
                 code = EXIT_FAIL
                 error = {"step": n, "title": e.title, "status": result.status.value, "message": result.summary,
@@ -512,7 +533,8 @@ def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lea
         return finish()
     except CloudError as e:  # the lease could not be read or written
         code = EXIT_FAIL
-        error = {"step": None, "message": f"could not take the deploy lease: {e.message}", "fix": e.fix}
+        error = {"step": lease_step, "message": f"could not take the deploy lease: {e.message}", "fix": e.fix,
+                 "kind": e.kind}
         out.error(f"could not take the deploy lease: {e.message} {e.fix}".strip())
         return finish()
     except KeyboardInterrupt:

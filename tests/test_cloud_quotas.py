@@ -73,7 +73,8 @@ def test_unknown_quota_id_is_a_warning_with_the_console_link():
 def test_permission_and_outage_are_warnings_not_crashes(monkeypatch):
     monkeypatch.setattr("rhaii_tui.cloud.gke.time.sleep", lambda s: None)
     denied = quotas.tpu_quota(P(FakeQuotas(error=gexc.Forbidden("denied"))), "p1", "r", 3)
-    assert denied.enough is None and "roles/servicemanagement.quotaViewer" in denied.on_demand.warning
+    assert denied.enough is None and "roles/cloudquotas.viewer" in denied.on_demand.warning
+    assert denied.on_demand.error_kind == "permission" and "cloudquotas.quotas.get" in denied.on_demand.fix
     down = quotas.tpu_quota(P(FakeQuotas(error=gexc.ServiceUnavailable("down"))), "p1", "r", 3)
     assert down.enough is None and "console.cloud.google.com" in down.on_demand.warning
     assert down.to_dict()["enough"] is None

@@ -269,6 +269,43 @@ def test_apply_stops_at_a_failed_preflight(make_sim_world, capsys, tmp_path):
     assert counts(world) == {"clusters": 0}
 
 
+def test_a_disabled_kubernetes_engine_api_is_step_1s_failure_not_the_lease(make_sim_world, capsys, tmp_path):
+    """Taking the deploy lease reads the cluster; a disabled API there is not a lease problem: step 1
+    runs and says which API to enable."""
+    world = make_sim_world("api-disabled")
+    hf, pull = secret_files(tmp_path)
+    code, out, err = run(capsys, world, "apply", "--yes", "--json", "--hf-token-file", str(hf),
+                         "--pull-secret-file", str(pull))
+    assert code == 1, err
+    doc = json.loads(out)
+    error = doc["error"]
+    assert error["step"] == 1 and error["title"] == "Preflight checks"
+    assert "gcloud services enable container.googleapis.com --project rhaii-demo-project" in error["fix"]
+    assert "lease" not in error["message"] and "lease" not in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert doc["steps"][0]["action"] == "ran" and doc["lease"] is None
+
+
+def test_a_lease_that_cannot_be_written_names_the_step_it_stopped(make_sim_world, capsys, monkeypatch):
+    from rhaii_tui.cloud.gke import CloudError
+    from rhaii_tui.lease import Lease
+
+    def refuse(self, force=False):
+        raise CloudError("permission", "configmaps \"rhaii-tui-lease\" is forbidden",
+                         "Ask for roles/container.developer on the project.")
+
+    monkeypatch.setattr(Lease, "acquire", refuse)
+    world = make_sim_world("partial")
+    code, out, err = run(capsys, world, "apply", "--through", "6", "--json")
+    assert code == 1, err
+    doc = json.loads(out)
+    assert doc["error"]["step"] == 6 and doc["error"]["kind"] == "permission"
+    assert "could not take the deploy lease" in doc["error"]["message"] and "roles/container.developer" in \
+        doc["error"]["fix"]
+    assert [s["action"] for s in doc["steps"][:5]] == ["skipped (done)"] * 5
+    assert doc["steps"][5]["action"] == "not reached"
+
+
 # --- step 4 with an installer (the real cloud's path, on the emulator) ------------------------------
 
 INSTALLER = """

@@ -35,9 +35,9 @@ log = logging.getLogger(__name__)
 # --- errors --------------------------------------------------------------------------------------
 
 ErrorKind = Literal["quota", "stockout", "permission", "not_found", "api_disabled", "credentials",
-                    "conflict", "unavailable", "unknown"]
+                    "conflict", "unavailable", "unknown", "quota_project"]
 ERROR_KINDS: tuple[str, ...] = ("quota", "stockout", "permission", "not_found", "api_disabled",
-                                "credentials", "conflict", "unavailable", "unknown")
+                                "credentials", "conflict", "unavailable", "unknown", "quota_project")
 
 CREDENTIALS_FIX = "Run: gcloud auth application-default login, then retry."
 QUOTAS_CONSOLE = "https://console.cloud.google.com/iam-admin/quotas?project={project}"
@@ -74,6 +74,9 @@ _QUOTA_RE = re.compile(r"QUOTA_EXCEEDED|insufficient (regional |project )?quota|
                        r"exceeded quota|TPUS[_-]PER[_-]TPU[_-]FAMILY|\bquota\b", re.IGNORECASE)
 _API_DISABLED_RE = re.compile(r"SERVICE_DISABLED|has not been used in project|API has not been used|"
                               r"is disabled|API not enabled|it is disabled", re.IGNORECASE)
+# user ADC without a quota project calling a client-based API (Service Usage, Cloud Quotas): Google
+# answers 403 with reason SERVICE_DISABLED (on gcloud's own client project), which is not the fix
+_QUOTA_PROJECT_RE = re.compile(r"requires a quota project|quota project, which is not set", re.IGNORECASE)
 _RATE_LIMIT_RE = re.compile(r"per minute|per second|rate limit|Read requests|Write requests|RATE_LIMIT_EXCEEDED|"
                             r"requests per", re.IGNORECASE)
 _PERMISSION_RE = re.compile(r"PERMISSION_DENIED|permission|forbidden|iam\.serviceAccounts\.actAs|"
@@ -119,6 +122,8 @@ def fix_for(kind: str, ctx: ErrorContext, text: str = "") -> str:
     p = ctx.project or "PROJECT"
     if kind == "credentials":
         return CREDENTIALS_FIX
+    if kind == "quota_project":
+        return quota_project_fix(p)
     if kind == "api_disabled":
         api = "container.googleapis.com"
         m = re.search(r"([a-z]+\.googleapis\.com)", text or "")
@@ -146,6 +151,12 @@ def fix_for(kind: str, ctx: ErrorContext, text: str = "") -> str:
     if kind == "unavailable":
         return "Google Cloud did not answer; check your network connection and retry in a minute."
     return "Retry; if it keeps failing, check the message above in the Google Cloud console."
+
+
+def quota_project_fix(project: str) -> str:
+    return (f"Give your Application Default Credentials a quota project: gcloud auth application-default "
+            f"set-quota-project {project or 'PROJECT'} (needs serviceusage.services.use on it, e.g. "
+            "roles/serviceusage.serviceUsageConsumer), then retry.")
 
 
 def _exc_text(exc: BaseException) -> str:
@@ -176,6 +187,8 @@ def map_error(exc: BaseException, ctx: ErrorContext | None = None) -> CloudError
         code = getattr(exc, "code", None)
         if isinstance(exc, (gexc.Unauthenticated, gexc.Unauthorized)) or code == 401:
             kind = "credentials"
+        elif (isinstance(exc, gexc.Forbidden) or code == 403) and _QUOTA_PROJECT_RE.search(text):
+            kind = "quota_project"
         elif isinstance(exc, gexc.Forbidden) or code == 403:
             kind = "api_disabled" if _API_DISABLED_RE.search(text) else (
                 "quota" if re.search(r"QUOTA_EXCEEDED|quota exceeded", text, re.I) else "permission")
@@ -247,7 +260,9 @@ def http_error(status: int, body: Any, ctx: ErrorContext) -> CloudError:
         message = f"{what}Google Cloud rejected the credentials ({text})."
         report_credentials_failure(message)
         return CloudError("credentials", message, CREDENTIALS_FIX, code=status)
-    if status == 403:
+    if status == 403 and _QUOTA_PROJECT_RE.search(text):
+        kind = "quota_project"
+    elif status == 403:
         kind = "api_disabled" if _API_DISABLED_RE.search(text) else "permission"
     elif status == 404:
         kind = "not_found"
@@ -597,9 +612,9 @@ class Gke:
             return []
 
     def cluster_body(self, cluster: str, *, default_nodes: int = 2, min_nodes: int = 1,
-                     max_nodes: int = 5) -> dict[str, Any]:
-        """The create request's cluster: the guide's default pool (n1-standard-4 x2, autoscaling 1-5),
-        IP aliases, HPA and HTTP load balancing add-ons."""
+                     max_nodes: int = 5, machine_type: str = DEFAULT_POOL_MACHINE_TYPE) -> dict[str, Any]:
+        """The create request's cluster: the guide's default pool (n1-standard-4 x2, autoscaling 1-5;
+        `machine_type` where the zone lacks N1), IP aliases, HPA and HTTP load balancing add-ons."""
         return {
             "name": cluster,
             "description": "RHAII vLLM on TPU v6e (created by rhaii-tui)",
@@ -607,7 +622,7 @@ class Gke:
             "node_pools": [{
                 "name": "default-pool",
                 "initial_node_count": default_nodes,
-                "config": {"machine_type": DEFAULT_POOL_MACHINE_TYPE,
+                "config": {"machine_type": machine_type or DEFAULT_POOL_MACHINE_TYPE,
                            "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"]},
                 "autoscaling": {"enabled": True, "min_node_count": min_nodes, "max_node_count": max_nodes},
                 "management": {"auto_repair": True, "auto_upgrade": True},

@@ -203,6 +203,12 @@ class ConnectionProfile:
         creds = self.credentials()
         return getattr(creds, "service_account_email", None) or getattr(creds, "account", None) or None
 
+    def quota_project(self) -> str | None:
+        """The credentials' quota project (`gcloud auth application-default set-quota-project`), sent
+        as `x-goog-user-project`; None when they have none. The client libraries send it themselves
+        (google-auth's `apply()`); `rest()` adds it too."""
+        return getattr(self.credentials(), "quota_project_id", None) or None
+
     # --- Google API endpoints ----------------------------------------------------------------
     def api_base(self, service: str) -> str:
         """Base URL of a Google REST API (container, cloudresourcemanager, cloudquotas,
@@ -263,6 +269,9 @@ class ConnectionProfile:
         class _Auth(httpx.Auth):
             def auth_flow(self, request):
                 request.headers["Authorization"] = f"Bearer {profile.access_token()}"
+                quota_project = profile.quota_project()
+                if quota_project:
+                    request.headers["x-goog-user-project"] = quota_project
                 yield request
 
         return httpx.Client(base_url=self.api_base(service), auth=_Auth(), timeout=30.0)
@@ -441,6 +450,11 @@ class SimProfile(ConnectionProfile):
     def identity(self) -> str | None:
         return self.endpoints.get("account", "demo-user@example.com")
 
+    def adc_quota_project(self) -> str | None:
+        """The simulated ADC's quota project, as the emulator describes its credentials."""
+        creds = self.endpoints.get("credentials") or {}
+        return (creds.get("quota_project_id") or None) if isinstance(creds, dict) else None
+
     def api_base(self, service: str) -> str:
         return self.endpoints["google_api"].rstrip("/")
 
@@ -472,6 +486,11 @@ def _ProfileToken(profile: ConnectionProfile):
     from google.auth.credentials import Credentials
 
     class ProfileToken(Credentials):
+        @property
+        def quota_project_id(self):  # the ADC file's quota project, read like the token: at request time
+            getter = getattr(profile, "adc_quota_project", None)
+            return getter() if getter is not None else None
+
         def refresh(self, request) -> None:  # noqa: ARG002 - the profile knows the token
             self.token = profile.access_token()
 

@@ -16,13 +16,16 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from ..config import CHIPS_PER_REPLICA
-from .gke import QUOTAS_CONSOLE, CloudError, ErrorContext, map_error, retry_transient
+from .gke import QUOTAS_CONSOLE, CloudError, ErrorContext, map_error, quota_project_fix, retry_transient
 from .profile import ConnectionProfile
 
 COMPUTE_SERVICE = "compute.googleapis.com"
 TPU_QUOTA_ID = "TPUS-PER-TPU-FAMILY-per-project-region"
 TPU_FAMILY = "CT6E"
 SPOT_QUOTA_ID = "PREEMPTIBLE-TPU-V6E-per-project-region"
+QUOTAS_API = "cloudquotas.googleapis.com"  # not enabled by default on a new project
+QUOTA_PERMISSION = "cloudquotas.quotas.get"  # quotaInfos.get / list
+QUOTA_VIEWER_ROLE = "roles/cloudquotas.viewer"
 
 
 def console_url(project: str) -> str:
@@ -39,6 +42,8 @@ class QuotaReading:
     unlimited: bool = False
     found: bool = False  # the quota id exists and a dimensions entry matched
     warning: str = ""  # why limit is None, with what to do
+    error_kind: str = ""  # the CloudError kind that kept it unread ("permission", "api_disabled", ...)
+    fix: str = ""  # what to do about error_kind, one command where there is one
     display_name: str = ""
     matched_dimensions: dict[str, str] | None = None
 
@@ -137,18 +142,28 @@ def read_quota(profile: ConnectionProfile, project: str, quota_id: str, region: 
     try:
         info = retry_transient(once)
     except CloudError as err:
+        fix = ""
         if err.kind == "not_found":
             warning = (f"The Cloud Quotas API does not know quota id {quota_id} for this project; check the TPU "
                        f"v6e quota by hand at {url} (filter: TPU v6e / TPUs per TPU family, region {region}).")
         elif err.kind == "permission":
-            warning = (f"Your account may not read quotas ({err.message}). Ask for roles/servicemanagement.quotaViewer, "
-                       f"or check the TPU v6e quota by hand at {url}.")
+            fix = (f"Ask a project owner to grant you {QUOTA_VIEWER_ROLE} on {project} (permission "
+                   f"{QUOTA_PERMISSION}): gcloud projects add-iam-policy-binding {project} "
+                   f"--member=user:YOU@example.com --role={QUOTA_VIEWER_ROLE}; or check the quota by hand at {url}.")
+            warning = f"Your account may not read quotas ({err.message})."
         elif err.kind == "api_disabled":
-            warning = (f"The Cloud Quotas API is not enabled ({err.message}). Enable it with: gcloud services enable "
-                       f"cloudquotas.googleapis.com --project {project}, or check the quota at {url}.")
+            fix = (f"Enable the Cloud Quotas API: gcloud services enable {QUOTAS_API} --project {project}, "
+                   f"then run step 1 again; or check the quota by hand at {url}.")
+            warning = f"The Cloud Quotas API ({QUOTAS_API}) is not enabled ({err.message})."
+        elif err.kind == "quota_project":
+            fix = quota_project_fix(project)
+            warning = (f"Your Application Default Credentials have no quota project, so the Cloud Quotas API "
+                       f"refuses them ({err.message}).")
         else:
             warning = f"Could not read quota {quota_id} ({err.message}). Check it at {url}. {err.fix}".strip()
-        return QuotaReading(quota_id, region, None, warning=warning)
+        if fix:
+            warning = f"{warning} {fix}"
+        return QuotaReading(quota_id, region, None, warning=warning, error_kind=err.kind, fix=fix)
     display = _get(info, "quota_display_name") or _get(info, "metric_display_name") or ""
     entry = match_dimensions(_get(info, "dimensions_infos") or [], wanted)
     if entry is None:

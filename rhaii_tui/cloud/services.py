@@ -139,5 +139,54 @@ def machine_type_in_zone(profile: ConnectionProfile, project: str, zone: str,
     return True
 
 
+def zone_machine_types(profile: ConnectionProfile, project: str, zone: str) -> list[dict[str, Any]]:
+    """The machine types a zone offers (machineTypes.list, every page). Raises CloudError."""
+    ctx = ErrorContext(project=project, zone=zone, what=f"list the machine types of {zone}")
+    out: list[dict[str, Any]] = []
+    params: dict[str, str] = {"maxResults": "500"}
+    for _ in range(50):  # pages
+        body = _request(profile, "compute", "GET", f"/compute/v1/projects/{project}/zones/{quote(zone)}/machineTypes",
+                        ctx, params=params)
+        if not isinstance(body, dict):
+            break
+        for mt in body.get("items", []) or []:
+            if isinstance(mt, dict) and (mt.get("deprecated") or {}).get("state") not in ("DELETED", "OBSOLETE"):
+                out.append(mt)
+        token = body.get("nextPageToken")
+        if not token:
+            break
+        params = {**params, "pageToken": token}
+    return out
+
+
+# General-purpose series, most like N1 first (cost, then availability): what to propose instead.
+GENERAL_PURPOSE_SERIES = ("e2", "n2", "n4", "n2d", "n1", "c3", "t2d")
+
+
+def suggest_machine_type(available: list[dict[str, Any]], wanted: str) -> str | None:
+    """The offered general-purpose `<series>-standard-<N>` closest to `wanted`: the same vCPUs, else
+    the nearest larger count (the operators run on this pool), else the nearest smaller; series in
+    GENERAL_PURPOSE_SERIES order. None when the zone has none."""
+    try:
+        want_cpus = int(wanted.rsplit("-", 1)[-1])
+    except ValueError:
+        want_cpus = 4
+    best: tuple[Any, ...] | None = None
+    choice = None
+    for mt in available:
+        name = str(mt.get("name") or "")
+        series, _, rest = name.partition("-")
+        if series not in GENERAL_PURPOSE_SERIES or not rest.startswith("standard-") or name == wanted:
+            continue
+        try:
+            cpus = int(mt.get("guestCpus") or rest.rsplit("-", 1)[-1])
+        except ValueError:
+            continue
+        key = (cpus < want_cpus, abs(cpus - want_cpus), GENERAL_PURPOSE_SERIES.index(series))
+        if best is None or key < best:
+            best, choice = key, name
+    return choice
+
+
 __all__ = ["CONTAINER_API", "service_state", "is_api_enabled", "enable_api", "ZoneDiscovery", "v6e_zones",
-           "machine_type_in_zone"]
+           "machine_type_in_zone", "zone_machine_types", "suggest_machine_type", "GENERAL_PURPOSE_SERIES"]

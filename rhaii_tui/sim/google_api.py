@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[..., Awaitable[Any]]
 
+# The project of the OAuth client behind `gcloud auth application-default login`: Google names it as
+# the consumer when user credentials without a quota project call a client-based API.
+ADC_CLIENT_PROJECT_NUMBER = "764086051850"
+
 VALID_VERSIONS = [GKE_VERSION, "1.33.4-gke.1350000", "1.32.9-gke.1108000", "1.31.13-gke.1023000"]
 
 
@@ -265,8 +269,10 @@ ACCELERATORS: dict[str, tuple[str, int, tuple[str, ...]]] = {
 }
 
 
-def _zone_machine_types(zone: str) -> list[str]:
-    return [m for m, mt in MACHINE_TYPES.items() if not mt.is_tpu or zone in V6E_ZONES]
+def _zone_machine_types(zone: str, scenario: Any = None) -> list[str]:
+    from .zone_machines import zone_machine_types
+
+    return zone_machine_types(zone, scenario)
 
 
 def _stable_id(*parts: str) -> str:
@@ -310,7 +316,7 @@ class ComputeCatalog:
         return out
 
     def machines(self, project: str, zone: str) -> list[dict]:
-        return [self.machine(project, zone, m) for m in _zone_machine_types(zone)]
+        return [self.machine(project, zone, m) for m in _zone_machine_types(zone, self.world.scenario)]
 
     def zone(self, project: str, zone: str) -> dict:
         return {"kind": "compute#zone", "id": _stable_id("zone", zone), "creationTimestamp": "1969-12-31T16:00:00.000-08:00",
@@ -452,8 +458,10 @@ class GoogleApi:
             R("POST", r"/_emu/login", self.emu_login, control=True),
             R("POST", r"/_emu/clusters/" + S + "/" + S + "/" + S + r"/install-operators", self.emu_install, control=True),
             # cloud quotas (before container: same /v1/projects/P/locations/L prefix)
-            R("GET", r"/v1/projects/" + S + r"/locations/global/services/" + S + r"/quotaInfos", self.quota_list),
-            R("GET", r"/v1/projects/" + S + r"/locations/global/services/" + S + r"/quotaInfos/" + S, self.quota_get),
+            R("GET", r"/v1(?:beta)?/projects/" + S + r"/locations/global/services/" + S + r"/quotaInfos",
+              self.quota_list),  # v1beta: gcloud beta quotas
+            R("GET", r"/v1(?:beta)?/projects/" + S + r"/locations/global/services/" + S + r"/quotaInfos/" + S,
+              self.quota_get),
             # container
             R("GET", C + r"/clusters", self.clusters_list),
             R("POST", C + r"/clusters", self.clusters_create),
@@ -528,14 +536,64 @@ class GoogleApi:
         w.mark_dirty()
         return {"status": "started", "cluster": c.key}
 
+    # --- client-based APIs: the quota project -------------------------------------------------
+    def _billed_project(self, request, api: str, pid: str) -> str:
+        """The project a client-based API (Service Usage, Cloud Quotas) bills a call to: the
+        `x-goog-user-project` header, else the credentials' own project. User credentials from
+        `gcloud auth application-default login` have none: Google refuses them with the error below
+        (gcloud's own credentials carry gcloud's project, so gcloud itself is not refused)."""
+        w = self.world
+        header = (request.headers.get("x-goog-user-project") or "").strip()
+        if header:
+            try:
+                return w.project_id(header)
+            except GoogleError:
+                raise GoogleError(
+                    403, "PERMISSION_DENIED",
+                    f"Caller does not have required permission to use project {header}. Grant the caller the "
+                    "roles/serviceusage.serviceUsageConsumer role, or a custom role with the "
+                    "serviceusage.services.use permission, by visiting "
+                    f"https://console.developers.google.com/iam-admin/iam/project?project={header} and then "
+                    "retry. Propagation of the new permission may take a few minutes.",
+                    [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "USER_PROJECT_DENIED",
+                      "domain": "googleapis.com",
+                      "metadata": {"consumer": f"projects/{header}", "service": api}}]) from None
+        if w.scenario.credentials == "user" and "gcloud/" not in request.headers.get("User-Agent", ""):
+            raise GoogleError(
+                403, "PERMISSION_DENIED",
+                "Your application is authenticating by using local Application Default Credentials. The "
+                f"{api} API requires a quota project, which is not set by default. To learn how to set your "
+                "quota project, see https://cloud.google.com/docs/authentication/adc-troubleshooting/user-creds .",
+                [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "SERVICE_DISABLED",
+                  "domain": "googleapis.com",
+                  "metadata": {"service": api, "consumer": f"projects/{ADC_CLIENT_PROJECT_NUMBER}"}}])
+        return pid
+
     # --- quotas ------------------------------------------------------------------------------
+    def _quota_read(self, request, project: str, name: str) -> str:
+        """Cloud Quotas reads: a quota project, the API enabled there, cloudquotas.quotas.get."""
+        w = self.world
+        pid = w.project_id(project)
+        billed = self._billed_project(request, "cloudquotas.googleapis.com", pid)
+        w.require_service(billed, "cloudquotas.googleapis.com", "Cloud Quotas API")
+        if not w.scenario.permits("cloudquotas.quotas.get"):
+            raise GoogleError(
+                403, "PERMISSION_DENIED",
+                f"Permission 'cloudquotas.quotas.get' denied on resource '//cloudquotas.googleapis.com/{name}' "
+                "(or it may not exist).",
+                [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "IAM_PERMISSION_DENIED",
+                  "domain": "cloudquotas.googleapis.com",
+                  "metadata": {"permission": "cloudquotas.quotas.get", "resource": name}}])
+        return pid
+
     async def quota_list(self, request, project, service, body):
-        self.world.project_id(project)
+        self._quota_read(request, project, f"projects/{project}/locations/global/services/{service}")
         items = quota_infos(self.world, project) if service == "compute.googleapis.com" else []
         return {"quotaInfos": items}
 
     async def quota_get(self, request, project, service, quota_id, body):
-        self.world.project_id(project)
+        self._quota_read(request, project,
+                         f"projects/{project}/locations/global/services/{service}/quotaInfos/{quota_id}")
         if service == "compute.googleapis.com":
             for q in quota_infos(self.world, project):
                 if q["quotaId"] == quota_id:
@@ -653,6 +711,7 @@ class GoogleApi:
 
     async def services_list(self, request, project, body):
         pid = self._rm_project(project)
+        self._billed_project(request, "serviceusage.googleapis.com", pid)
         flt = request.query.get("filter", "")
         items = [self._service(pid, s) for s in sorted(self.world.services)]
         if "state:ENABLED" in flt:
@@ -663,15 +722,18 @@ class GoogleApi:
 
     async def services_batch_get(self, request, project, body):
         pid = self._rm_project(project)
+        self._billed_project(request, "serviceusage.googleapis.com", pid)
         names = request.query.getall("names", [])
         return {"services": [self._service(pid, n.rsplit("/", 1)[-1]) for n in names]}
 
     async def service_get(self, request, project, service, body):
         pid = self._rm_project(project)
+        self._billed_project(request, "serviceusage.googleapis.com", pid)
         return self._service(pid, service)
 
     async def service_enable(self, request, project, service, body):
         pid = self._rm_project(project)
+        self._billed_project(request, "serviceusage.googleapis.com", pid)
         self.world.set_service_state(service, True)
         return {"name": "operations/noop.DONE_OPERATION", "done": True,
                 "response": {"@type": "type.googleapis.com/google.api.serviceusage.v1.EnableServiceResponse",
@@ -679,6 +741,7 @@ class GoogleApi:
 
     async def service_disable(self, request, project, service, body):
         pid = self._rm_project(project)
+        self._billed_project(request, "serviceusage.googleapis.com", pid)
         self.world.set_service_state(service, False)
         return {"name": "operations/noop.DONE_OPERATION", "done": True,
                 "response": {"@type": "type.googleapis.com/google.api.serviceusage.v1.DisableServiceResponse",
@@ -748,7 +811,7 @@ class GoogleApi:
     async def mt_get(self, request, project, zone, name, body):
         pid = self._cproject(project)
         self._czone(pid, zone)
-        if name not in _zone_machine_types(zone):
+        if name not in _zone_machine_types(zone, self.world.scenario):
             raise GoogleError(404, "NOT_FOUND",
                               f"The resource 'projects/{pid}/zones/{zone}/machineTypes/{name}' was not found")
         return self.compute.machine(pid, zone, name)

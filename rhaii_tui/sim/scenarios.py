@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 START_STATES = ("fresh", "cluster-ready", "partial", "deployed")
+CREDENTIAL_KINDS = ("user", "service_account")
 
 # TPU chips of the on-demand family quota (TPUS-PER-TPU-FAMILY, tpu_family=CT6E) in every v6e
 # region when the scenario says nothing else: enough for the guide's 3 replicas (12 chips) and a
@@ -46,6 +47,12 @@ class Scenario:
     granted_permissions: tuple[str, ...] | None = None  # None: every permission asked is granted
     denied_permissions: tuple[str, ...] = ()
     container_api_enabled: bool = True
+    quotas_api_enabled: bool = True  # cloudquotas.googleapis.com (a new real project does not have it enabled)
+    # the simulated Application Default Credentials: "user" (gcloud auth application-default login) or
+    # "service_account" (a key file); a user's ADC may carry a quota project (set-quota-project)
+    credentials: str = "user"
+    adc_quota_project: bool = True
+    machine_series_absent: tuple[str, ...] = ()  # "ZONE:SERIES" (e.g. "europe-west4-a:n1"): not offered there
     max_tpu_nodes: int | None = None  # the zone provides at most this many TPU nodes per pool
     # cluster side (read by the controllers)
     hf_token_rejected: bool = False  # model download gets 401 from Hugging Face
@@ -76,9 +83,11 @@ class Scenario:
             raise ValueError(f"unknown scenario knob(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         if "flaky" in overrides and isinstance(overrides["flaky"], dict):
             overrides = dict(overrides, flaky=FlakySpec(**overrides["flaky"]))
-        for k in ("stockout_zones", "granted_permissions", "denied_permissions"):
+        for k in ("stockout_zones", "granted_permissions", "denied_permissions", "machine_series_absent"):
             if isinstance(overrides.get(k), list):
                 overrides = dict(overrides, **{k: tuple(overrides[k])})
+        if overrides.get("credentials", self.credentials) not in CREDENTIAL_KINDS:
+            raise ValueError(f"credentials must be one of: {', '.join(CREDENTIAL_KINDS)}")
         if overrides.get("start_state", self.start_state) not in START_STATES:
             raise ValueError(f"start_state must be one of: {', '.join(START_STATES)}")
         return dataclasses.replace(self, **overrides)
@@ -86,7 +95,7 @@ class Scenario:
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["flaky"] = self.flaky.to_json() if self.flaky else None
-        for k in ("stockout_zones", "granted_permissions", "denied_permissions"):
+        for k in ("stockout_zones", "granted_permissions", "denied_permissions", "machine_series_absent"):
             if d[k] is not None:
                 d[k] = list(d[k])
         return d
@@ -108,6 +117,15 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              denied_permissions=("container.clusters.create",)),
     Scenario("api-disabled", "The Kubernetes Engine API (container.googleapis.com) is disabled in the project.",
              container_api_enabled=False),
+    Scenario("quotas-api-disabled", "The Cloud Quotas API (cloudquotas.googleapis.com) is not enabled in the "
+             "project: the TPU v6e quota cannot be read.", quotas_api_enabled=False),
+    Scenario("no-quota-permission", "The account lacks cloudquotas.quotas.get (roles/cloudquotas.viewer): the TPU "
+             "v6e quota cannot be read.", denied_permissions=("cloudquotas.quotas.get",)),
+    Scenario("adc-no-quota-project", "User Application Default Credentials without a quota project: Service Usage "
+             "and Cloud Quotas refuse the requests.", adc_quota_project=False),
+    Scenario("no-n1-zone", "europe-west4-a offers no N1 machine types, so not the default pool's n1-standard-4 "
+             "(as some newer regions): step 1 proposes a machine type the zone has.",
+             machine_series_absent=("europe-west4-a:n1",)),
     Scenario("bad-hf-token", "The Hugging Face token is rejected: the model download fails (Init:CrashLoopBackOff)."
              , hf_token_rejected=True),
     Scenario("bad-pull-secret", "The registry pull secret is rejected: the vLLM image cannot be pulled "

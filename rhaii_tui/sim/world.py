@@ -328,6 +328,9 @@ class World:
             "serviceusage.googleapis.com", "iam.googleapis.com", "logging.googleapis.com",
             "monitoring.googleapis.com")}
         self.services["container.googleapis.com"] = "ENABLED" if self.scenario.container_api_enabled else "DISABLED"
+        self.services["cloudquotas.googleapis.com"] = "ENABLED" if self.scenario.quotas_api_enabled else "DISABLED"
+        if self.scenario.credentials == "service_account":
+            self.account = f"rhaii-deployer@{self.project}.iam.gserviceaccount.com"
         self.tls = None if self.plain_http else _world_tls()
         self.created_at = time.time()
 
@@ -451,6 +454,7 @@ class World:
             "control": f"{self.google_url}/_emu",
             "token": self.token,
             "account": self.account,
+            "credentials": self.adc_info(),
             "speed": self.clock.speed,
             "scenario": self.scenario.name,
             "project": self.project,
@@ -459,6 +463,14 @@ class World:
             "plain_http": self.plain_http,
             "clusters": clusters,
         }
+
+    def adc_info(self) -> dict:
+        """What the simulated Application Default Credentials are (endpoints.json "credentials"): the
+        ADC file's type and its quota project (None: user credentials without one)."""
+        sc = self.scenario
+        if sc.credentials == "service_account":
+            return {"type": "service_account", "quota_project_id": None}
+        return {"type": "authorized_user", "quota_project_id": self.project if sc.adc_quota_project else None}
 
     def kubeconfig_path(self, c: Cluster) -> Path:
         return self.state_dir / f"kubeconfig-{c.name}"
@@ -700,6 +712,10 @@ class World:
             raise GoogleError(400, "INVALID_ARGUMENT",
                               f"Machine type \"{mt_name}\" is not available in zone \"{zone}\": TPU v6e is offered in "
                               f"{', '.join(V6E_ZONES)}.")
+        from .zone_machines import zone_offers
+
+        if not zone_offers(zone, mt_name, self.scenario):
+            raise GoogleError(400, "INVALID_ARGUMENT", f"Invalid machine type \"{mt_name}\": not found in zone {zone}.")
         try:
             count = int(body.get("initialNodeCount", 0))  # proto3 JSON leaves a 0 out
         except (TypeError, ValueError):

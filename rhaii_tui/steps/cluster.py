@@ -166,7 +166,8 @@ def plan(ctx: StepContext) -> ClusterPlan:
             actions.append(f"Reattach to the cluster creation already running ({in_flight.name}).")
         else:
             creates_cluster = True
-            actions.append(f"Create cluster {cfg.cluster} in {cfg.zone}: default pool {DEFAULT_POOL_MACHINE_TYPE} "
+            actions.append(f"Create cluster {cfg.cluster} in {cfg.zone}: default pool "
+                           f"{getattr(cfg, 'default_machine_type', '') or DEFAULT_POOL_MACHINE_TYPE} "
                            "x2 (autoscaling 1-5), IP aliases (~5 min).")
         actions.append(f"Create node pool {TPU_POOL_NAME}: {n} x {TPU_MACHINE_TYPE} (TPU v6e, {TPU_TOPOLOGY}, 4 chips "
                        f"each, {4 * n} chips) (~15 min).")
@@ -326,7 +327,7 @@ def ensure_cluster(ctx: StepContext, on_progress: Callable[[ClusterProgress], No
             op = follow(op, "create-cluster", True)
         else:
             report("create-cluster", f"Creating cluster {name} (~5 min)...")
-            op, was_running = _send(lambda: gke.create_cluster(name),
+            op, was_running = _send(lambda: gke.create_cluster(name, machine_type=cfg.default_machine_type),
                                     lambda: gke.in_flight(name, {"CREATE_CLUSTER"}), stop)
             created_cluster = not was_running
             op = follow(op, "create-cluster", was_running)

@@ -231,11 +231,46 @@ def check_zone(ctx: StepContext) -> CheckResult:
     if not has_machine:
         return CheckResult("zone", TITLES["zone"], "fail", f"{zone} does not offer {TPU_MACHINE_TYPE}.",
                            f"Choose another v6e zone (--zone): {', '.join(others)}.", data)
+    default_pool = check_default_pool_machine(ctx, data)
+    if default_pool is not None:
+        return default_pool
     if not disc.live:
         return CheckResult("zone", TITLES["zone"], "warn",
                            f"{zone} has {TPU_MACHINE_TYPE}; the v6e zone list could not be read live, the known "
                            f"list includes {zone}. {disc.warning}".strip(), "", data)
     return CheckResult("zone", TITLES["zone"], "pass", f"{zone} offers TPU v6e ({TPU_MACHINE_TYPE}).", "", data)
+
+
+def check_default_pool_machine(ctx: StepContext, data: dict[str, Any]) -> CheckResult | None:
+    """The cluster's default (CPU) pool needs its machine type in the zone too (N1, the guide's
+    n1-standard-4, is missing from some regions). None when it is offered; a failed check proposing
+    one the zone has when it is not; a warning when it cannot be told."""
+    p, zone = ctx.cfg.project, ctx.cfg.zone
+    wanted = ctx.cfg.default_machine_type
+    try:
+        offered = services.machine_type_in_zone(ctx.profile, p, zone, wanted)
+    except CloudError as e:
+        return CheckResult("zone", TITLES["zone"], "warn",
+                           f"{zone} offers TPU v6e ({TPU_MACHINE_TYPE}), but the default pool's machine type {wanted} "
+                           f"could not be confirmed there: {e.message}", e.fix, data)
+    data["default_machine_type"] = wanted
+    data["default_machine_type_offered"] = offered
+    if offered:
+        return None
+    try:
+        suggestion = services.suggest_machine_type(services.zone_machine_types(ctx.profile, p, zone), wanted)
+    except CloudError:
+        suggestion = None
+    data["suggested_machine_type"] = suggestion
+    if suggestion:
+        fix = (f"Use a machine type {zone} offers for the default pool: --default-machine-type {suggestion} "
+               f"(or default_machine_type: {suggestion} in the --config file), then run step 1 again.")
+    else:
+        fix = (f"Choose a machine type {zone} offers (gcloud compute machine-types list --zones {zone}) and pass it "
+               "with --default-machine-type TYPE (or default_machine_type in the --config file).")
+    return CheckResult("zone", TITLES["zone"], "fail",
+                       f"{zone} offers TPU v6e ({TPU_MACHINE_TYPE}) but not {wanted}, the machine type of the "
+                       "cluster's default pool.", fix, data)
 
 
 def check_quota(ctx: StepContext) -> CheckResult:
@@ -247,6 +282,24 @@ def check_quota(ctx: StepContext) -> CheckResult:
         spot = " Spot quota: unlimited."
     elif pane.spot.limit is not None:
         spot = f" Spot quota beside it: {pane.spot.limit} chips."
+    refused = pane.on_demand.error_kind in QUOTA_READ_REFUSED
+    if pane.enough is None and refused:
+        # the read was refused for a reason the user can fix in a minute: a failed check with that fix
+        fix = pane.on_demand.fix
+        if pane.on_demand.error_kind == "permission":
+            who = None
+            try:
+                who = ctx.profile.identity()
+            except Exception:  # noqa: BLE001
+                who = None
+            perm = projects.PERMISSION_BY_NAME[quotas.QUOTA_PERMISSION]
+            grant = projects.PermissionReport([], [perm]).grant_commands(cfg.project, who)
+            fix = (f"Ask a project owner to grant you {perm.role} on {cfg.project} (permission {perm.name}): "
+                   + "; ".join(grant) + f". Or check the quota by hand at {pane.console_url}.")
+        return CheckResult("quota", TITLES["quota"], "fail",
+                           f"Could not read the TPU v6e quota in {pane.region}: "
+                           + pane.on_demand.warning.replace(pane.on_demand.fix, "").strip(),
+                           fix, {**data, "error_kind": pane.on_demand.error_kind})
     if pane.enough is None:
         return CheckResult("quota", TITLES["quota"], "warn",
                            f"Could not read the TPU v6e quota in {pane.region}: {pane.on_demand.warning}{spot}",
@@ -264,6 +317,11 @@ def check_quota(ctx: StepContext) -> CheckResult:
                        f"chips).{spot}",
                        f"Request {pane.request_text} at {pane.console_url} or with: {pane.request_command}; or lower "
                        f"the replicas to {max(0, (pane.on_demand.limit or 0) // 4)}.{spot_hint}", data)
+
+
+# Quota reads refused for a reason with a one-command fix (not "unknown id" or an outage): the check
+# fails with that fix rather than passing on a quota nobody could read.
+QUOTA_READ_REFUSED = ("permission", "api_disabled", "quota_project")
 
 
 def check_secrets(ctx: StepContext, secret_files: Iterable[str | Path] = ()) -> CheckResult:
