@@ -480,11 +480,15 @@ def test_llmisvc_creates_kserve_objects_and_becomes_ready():
     by = {s["metadata"]["name"]: s for s in svcs}
     assert [(p["name"], p["port"]) for p in by[f"{svc}-kserve-workload-svc"]["spec"]["ports"]] == [("https", 8000)]
     assert [p["port"] for p in by[f"{svc}-epp-service"]["spec"]["ports"]] == [9002, 9003, 9090]
-    pool = c.store.get(c.store.type_for("inferencepools", "inference.networking.k8s.io"), ns, f"{svc}-inference-pool")
-    assert pool["spec"]["endpointPickerRef"]["name"] == f"{svc}-epp-service"
+    # KServe 3.4.0-ea.1 (what step 4 installs): its pool in inference.networking.x-k8s.io/v1alpha2
+    pool = c.store.get(c.store.type_for("inferencepools", "inference.networking.x-k8s.io"), ns, f"{svc}-inference-pool")
+    assert pool["spec"]["extensionRef"]["name"] == f"{svc}-epp-service"
+    assert pool["spec"]["extensionRef"]["failureMode"] == "FailOpen"
+    assert c.store.list(c.store.type_for("inferencepools", "inference.networking.k8s.io"))[0] == []
     route = c.store.get(c.store.type_for("httproutes", "gateway.networking.k8s.io"), ns, f"{svc}-kserve-route")
     prefixes = [r["matches"][0]["path"]["value"] for r in route["spec"]["rules"]]
-    assert prefixes == [f"/{ns}/{svc}/v1/chat/completions", f"/{ns}/{svc}/v1/completions", f"/{ns}/{svc}"]
+    assert prefixes == [f"/{ns}/{svc}/v1/completions", f"/{ns}/{svc}/v1/chat/completions", f"/{ns}/{svc}"]
+    assert {r["backendRefs"][0].get("group") for r in route["spec"]["rules"][:2]} == {"inference.networking.x-k8s.io"}
     assert route["spec"]["rules"][1]["backendRefs"][0]["kind"] == "InferencePool"
     assert route["status"]["parents"][0]["conditions"][0]["status"] == "True"
     lt = c.store.type_for("llminferenceservices", "serving.kserve.io")
@@ -510,6 +514,28 @@ def test_llmisvc_creates_kserve_objects_and_becomes_ready():
     ctl.fast_forward(60)
     assert c.store.try_get(dt, ns, f"{svc}-kserve") is None
     assert not pods(c, ns, **{"app.kubernetes.io/part-of": "llminferenceservice"})
+
+
+def test_kserve_ea2_writes_its_pool_in_the_v1_api_and_the_version_shows_on_its_controller():
+    c, ctl = world(kserve_version="3.4.0-ea.2")
+    cfg = deploy_guide(c, ctl, routing=False)
+    svc, ns = cfg.service, cfg.namespace
+    ctrl = c.store.get(c.store.type_for("deployments", "apps"), "opendatahub", "kserve-controller-manager")
+    assert ctrl["metadata"]["labels"]["app.kubernetes.io/version"] == "3.4.0-ea.2"
+    pool = c.store.get(c.store.type_for("inferencepools", "inference.networking.k8s.io"), ns, f"{svc}-inference-pool")
+    ref = pool["spec"]["endpointPickerRef"]
+    assert (ref["name"], ref["port"], ref["failureMode"]) == (f"{svc}-epp-service", {"number": 9002}, "FailOpen")
+    assert c.store.list(c.store.type_for("inferencepools", "inference.networking.x-k8s.io"))[0] == []
+    route = c.store.get(c.store.type_for("httproutes", "gateway.networking.k8s.io"), ns, f"{svc}-kserve-route")
+    assert [r["backendRefs"][0].get("group") for r in route["spec"]["rules"][:2]] == ["inference.networking.k8s.io"] * 2
+    epp = c.store.get(c.store.type_for("deployments", "apps"), ns, f"{svc}-kserve-router-scheduler")
+    args = epp["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--pool-group") + 1] == "inference.networking.k8s.io"
+
+
+def test_an_unknown_kserve_version_is_refused_with_the_known_ones():
+    with pytest.raises(ValueError, match="3.4.0-ea.1, 3.4.0-ea.2"):
+        Scenario().with_overrides(kserve_version="3.5")
 
 
 def test_llmisvc_waits_for_the_kserve_controller():

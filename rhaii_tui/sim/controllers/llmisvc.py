@@ -12,12 +12,18 @@ For an LLMInferenceService <svc> in <ns> (names and labels as rhaii_tui/manifest
   app.kubernetes.io/component=llminferenceservice-router-scheduler; containers of
   spec.router.scheduler.template merge by name into KServe's default), Service
   <svc>-epp-service (9002 grpc, 9003 grpc-health, 9090 metrics) and InferencePool
-  <svc>-inference-pool (inference.networking.k8s.io/v1 when served, else x-k8s v1alpha2);
+  <svc>-inference-pool in the API of the KServe release installed (label app.kubernetes.io/version
+  on kserve-controller-manager, from the scenario knob kserve_version): 3.4.0-ea.1 writes
+  inference.networking.x-k8s.io/v1alpha2 (selector, targetPortNumber, extensionRef), 3.4.0-ea.2
+  inference.networking.k8s.io/v1 (selector.matchLabels, targetPorts, endpointPickerRef); both with
+  failureMode FailOpen, as the releases' kserve-config-llm-scheduler writes it. No pool when that
+  release's CRD is not served;
 - Service <svc>-kserve-workload-svc (8000 https);
 - with spec.router.route: HTTPRoute <svc>-kserve-route on the gateway (default
-  opendatahub/inference-gateway): rule 0 /<ns>/<svc>/v1/chat/completions and rule 1
-  /<ns>/<svc>/v1/completions to the InferencePool, rule 2 the /<ns>/<svc> catch-all to the
-  workload Service (URL rewrites strip the prefix);
+  opendatahub/inference-gateway), rules in the order kserve-config-llm-router-route writes them
+  (3.4.0-ea.1 and ea.2): rule 0 /<ns>/<svc>/v1/completions and rule 1 /<ns>/<svc>/v1/chat/completions
+  to the InferencePool (backendRef group = the release's pool group), rule 2 the /<ns>/<svc>
+  catch-all to the workload Service (URL rewrites strip the prefix);
 - status: observedGeneration, url/addresses from the gateway address, and the conditions KServe
   reports (HTTPRoutesReady, InferencePoolReady, MainWorkloadReady, PresetsCombined, RouterReady,
   SchedulerWorkloadReady, WorkloadsReady, Ready).
@@ -93,6 +99,12 @@ def epp_labels(svc: str) -> dict[str, str]:
             "app.kubernetes.io/name": svc, "app.kubernetes.io/part-of": "llminferenceservice"}
 
 
+# The InferencePool API each KServe release writes (its kserve-config-llm-scheduler/-router-route).
+POOL_API_BY_KSERVE: dict[str, tuple[str, str]] = {
+    "3.4.0-ea.1": ("inference.networking.x-k8s.io", "v1alpha2"),
+    "3.4.0-ea.2": ("inference.networking.k8s.io", "v1"),
+}
+DEFAULT_KSERVE_VERSION = "3.4.0-ea.1"
 STORAGE_INITIALIZER_IMAGE = "quay.io/opendatahub/kserve-storage-initializer:v0.15"
 EPP_DEFAULT_IMAGE = "ghcr.io/llm-d/llm-d-inference-scheduler:v0.3.1"
 TLS_DIR = "/var/run/kserve/tls"
@@ -176,9 +188,18 @@ class LLMISvcController:
             return refs[0].get("namespace") or GATEWAY_NAMESPACE, refs[0].get("name") or GATEWAY_NAME
         return GATEWAY_NAMESPACE, GATEWAY_NAME
 
+    def kserve_version(self) -> str:
+        """The installed release: the kserve-controller-manager's version label (else the knob)."""
+        dep = self.store.try_get(self.dt, GATEWAY_NAMESPACE, "kserve-controller-manager")
+        v = ((dep or {}).get("metadata", {}).get("labels") or {}).get("app.kubernetes.io/version")
+        return v if v in POOL_API_BY_KSERVE else self.ctl.knob("kserve_version", DEFAULT_KSERVE_VERSION)
+
+    def pool_group(self) -> str:
+        return POOL_API_BY_KSERVE.get(self.kserve_version(), POOL_API_BY_KSERVE[DEFAULT_KSERVE_VERSION])[0]
+
     def _pool_type(self):
-        return rt(self.store, "inferencepools", "inference.networking.k8s.io") or \
-            rt(self.store, "inferencepools", "inference.networking.x-k8s.io")
+        """The InferencePool type of the installed release (None while its CRD is not served)."""
+        return rt(self.store, "inferencepools", self.pool_group())
 
     def workload_deployment(self, svc_obj: Obj) -> Obj:
         svc = svc_obj["metadata"]["name"]
@@ -236,8 +257,7 @@ class LLMISvcController:
         svc = svc_obj["metadata"]["name"]
         ns = svc_obj["metadata"]["namespace"]
         sched = ((svc_obj.get("spec") or {}).get("router") or {}).get("scheduler") or {}
-        pool_t = self._pool_type()
-        group = pool_t.group if pool_t is not None else "inference.networking.k8s.io"
+        group = self.pool_group()
         default = {
             "name": "main", "image": EPP_DEFAULT_IMAGE, "imagePullPolicy": "IfNotPresent",
             "args": ["--pool-name", inference_pool_name(svc), "--pool-namespace", ns, "--pool-group", group,
@@ -312,12 +332,12 @@ class LLMISvcController:
         sel = workload_labels(svc)
         if pt.group == "inference.networking.k8s.io":
             spec = {"selector": {"matchLabels": sel}, "targetPorts": [{"number": 8000}],
-                    "endpointPickerRef": {"group": "", "kind": "Service", "name": epp_service_name(svc),
-                                          "port": {"number": 9002}, "failureMode": "FailClose"}}
+                    "endpointPickerRef": {"kind": "Service", "name": epp_service_name(svc),
+                                          "port": {"number": 9002}, "failureMode": "FailOpen"}}
         else:
             spec = {"selector": sel, "targetPortNumber": 8000,
-                    "extensionRef": {"group": "", "kind": "Service", "name": epp_service_name(svc),
-                                     "portNumber": 9002, "failureMode": "FailClose"}}
+                    "extensionRef": {"kind": "Service", "name": epp_service_name(svc),
+                                     "failureMode": "FailOpen"}}
         name = inference_pool_name(svc)
         cur = self.store.try_get(pt, ns, name)
         if cur is None:
@@ -355,9 +375,8 @@ class LLMISvcController:
         svc = svc_obj["metadata"]["name"]
         ns = svc_obj["metadata"]["namespace"]
         base = f"/{ns}/{svc}"
-        pt = self._pool_type()
-        if scheduler and pt is not None:
-            pool_backend = {"group": pt.group, "kind": "InferencePool", "name": inference_pool_name(svc),
+        if scheduler:  # the release's template names its pool group, served or not
+            pool_backend = {"group": self.pool_group(), "kind": "InferencePool", "name": inference_pool_name(svc),
                             "port": 8000, "weight": 1}
         else:
             pool_backend = {"group": "", "kind": "Service", "name": workload_service_name(svc), "port": 8000,
@@ -376,8 +395,8 @@ class LLMISvcController:
                          "ownerReferences": [owner_ref(svc_obj)]},
             "spec": {"parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gw_name,
                                      "namespace": gw_ns}],
-                     "rules": [rule(f"{base}/v1/chat/completions", "/v1/chat/completions", pool_backend),
-                               rule(f"{base}/v1/completions", "/v1/completions", pool_backend),
+                     "rules": [rule(f"{base}/v1/completions", "/v1/completions", pool_backend),
+                               rule(f"{base}/v1/chat/completions", "/v1/chat/completions", pool_backend),
                                rule(base, "/", svc_backend)]},
         }
 
