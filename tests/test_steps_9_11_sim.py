@@ -48,6 +48,36 @@ def poll(fn, until, timeout=20.0, interval=0.05):
         time.sleep(interval)
 
 
+@pytest.mark.parametrize("version,kserve_group,other_group", [
+    ("3.4.0-ea.1", "inference.networking.x-k8s.io", "inference.networking.k8s.io"),
+    ("3.4.0-ea.2", "inference.networking.k8s.io", "inference.networking.x-k8s.io")])
+def test_verify_says_when_the_health_route_names_a_pool_group_kserve_did_not_use(
+        make_sim_world, tmp_path, version, kserve_group, other_group):
+    from rhaii_tui.steps import deploy
+
+    world = make_sim_world("deployed", speed=SPEED, kserve_version=version)
+    ctx = make_ctx(world, tmp_path)
+    kube = ctx.kube()
+    name = m.health_route_name(ctx.cfg.service)
+    route = kube.get(m.HTTPROUTE_API_VERSION, "HTTPRoute", name, ctx.cfg.namespace)
+    assert route["spec"]["rules"][0]["backendRefs"][0]["group"] == kserve_group  # the pool KServe created
+    assert deploy.kserve_pool_group(kube, ctx.cfg) == kserve_group
+    # a route written for the other KServe release: the gateway cannot resolve it
+    kube.apply(m.health_route(ctx.cfg, pool_group=other_group), ctx.cfg.namespace)
+    st = poll(lambda: verify.probe(ctx), lambda s: s.status is Status.FAILED, timeout=60)
+    assert st.status is Status.FAILED, st
+    bad = verify.first_failure([verify.CheckResult(**{k: v for k, v in c.items()}) for c in st.data["checks"]])
+    assert bad.key == "route", st.data["checks"]
+    pool = m.inference_pool_name(ctx.cfg.service)
+    assert f"expects InferencePool {pool} in {other_group}" in bad.evidence
+    assert f"KServe created InferencePool {pool} in {kserve_group}/" in bad.evidence
+    assert "step 5" in bad.fix
+    # step 5 again points it at the pool KServe created
+    assert kserve_group in deploy.apply_health_route(ctx)
+    st = poll(lambda: verify.probe(ctx), lambda s: s.status is Status.DONE, timeout=60)
+    assert st.status is Status.DONE, st
+
+
 def test_deployed_scenario_passes_steps_9_to_11(make_sim_world, tmp_path):
     world = make_sim_world("deployed", speed=SPEED)
     ctx = make_ctx(world, tmp_path)
