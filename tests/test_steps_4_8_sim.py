@@ -277,6 +277,30 @@ def test_slow_compile_is_diagnosed_as_still_compiling(make_sim_world, tmp_path):
 # --- step 6 ---------------------------------------------------------------------------------------
 
 
+def test_a_removed_epp_label_is_reported_on_step_6_and_in_status(make_sim_world, tmp_path, capsys):
+    from rhaii_tui import cli
+
+    world = make_sim_world("deployed", speed=SPEED)
+    ctx = make_ctx(world, tmp_path)
+    assert epp.probe(ctx).status is Status.DONE
+    # KServe replaces the scheduler's pod template (an upgrade): the guide's label is gone
+    session = ctx.kube()
+    info = session.resource("apps/v1", "Deployment")
+    session.request("PATCH", info.path(ctx.cfg.namespace, epp.deployment_name(ctx.cfg)),
+                    body={"spec": {"template": {"metadata": {"labels": {epp.INJECT_LABEL: None}}}}},
+                    content_type="application/strategic-merge-patch+json")
+    st = epp.probe(ctx)
+    assert st.status is not Status.DONE and "was removed" in st.summary and "Apply step 6 again" in st.fix
+    cli.main(["--sim", "--sim-state", str(world.state_dir), "status"])
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.split()[:1] == ["6"])
+    assert "was removed" in line, out
+    assert "Apply step 6 again" in out
+    # step 6 again restores it
+    assert epp.apply(ctx, timeout=20).status is Status.DONE
+    assert epp.probe(ctx).status is Status.DONE
+
+
 def test_epp_patch_rolls_out_to_two_of_two(make_sim_world, tmp_path):
     world = make_sim_world("partial", speed=SPEED)
     ctx = make_ctx(world, tmp_path)
