@@ -72,7 +72,7 @@ async def test_deployed_scenario_passes_steps_9_to_11_on_screen_and_exports_a_cl
         await until(pilot, lambda: p9.checks is not None and not p9.running, 30, "step 9")
         rows = p9.query_one("#verify-rows")
         text = rows.plain
-        assert rows.counts() == {"pass": 10}, text
+        assert rows.counts() == {"pass": 11}, text
         assert "HTTP 200" in text and "/mnt/models" in text and "'Machine learning" in text
         assert "3 of 3 Ready (readiness condition, not phase)" in text
         assert text.count("answers on its own") == 3 and "via Kubernetes pod proxy" in text
