@@ -501,7 +501,7 @@ def test_llmisvc_creates_kserve_objects_and_becomes_ready():
     assert len({p["spec"]["nodeName"] for p in workload}) == 3
     all_parts = pods(c, ns, **{"app.kubernetes.io/part-of": "llminferenceservice"})
     assert len(all_parts) == 4
-    # no sidecar yet: KServe opts its pods out, even in a namespace with istio-injection=enabled
+    # no sidecar yet: KServe opts its pods out (an injection label on the namespace would not change it)
     (epp_pod,) = pods(c, ns, **{"app.kubernetes.io/component": "llminferenceservice-router-scheduler"})
     assert pod_ready_counts(epp_pod) == (1, 1)
 

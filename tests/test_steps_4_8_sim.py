@@ -135,7 +135,8 @@ def test_deploy_three_replicas_to_ready(make_sim_world, tmp_path):
     assert st.data["pods_ready"] == 3 and st.data["distinct_tpu_nodes"] == 3
     assert any("pods ready" in s for s in seen[:-1]) or len(seen) == 1
     # the health route points at the pool KServe 3.4.0-ea.1 (step 4's release) created: x-k8s.io/v1alpha2
-    route = ctx.kube().get(m.HTTPROUTE_API_VERSION, "HTTPRoute", m.health_route_name(ctx.cfg.service), ctx.cfg.namespace)
+    route = ctx.kube().get(m.HTTPROUTE_API_VERSION, "HTTPRoute", m.health_route_name(ctx.cfg.service),
+                           ctx.cfg.namespace)
     assert {b["group"] for r in route["spec"]["rules"] for b in r["backendRefs"]} == {"inference.networking.x-k8s.io"}
     # server-side apply again: nothing changes
     session = ctx.kube()

@@ -418,7 +418,8 @@ def check_health_route(ctx: Any, kube: Any) -> CheckResult:
     resolved = next((c for p in (route.get("status") or {}).get("parents") or [] for c in p.get("conditions") or []
                      if c.get("type") == "ResolvedRefs"), None)
     found = next(((g, v) for g, v, p in pools if g == group and (p.get("metadata") or {}).get("name") == bname), None)
-    data = {"group": group, "pool": bname, "pools": [[g, v, (p.get("metadata") or {}).get("name")] for g, v, p in pools]}
+    data = {"group": group, "pool": bname,
+            "pools": [[g, v, (p.get("metadata") or {}).get("name")] for g, v, p in pools]}
     if found is not None and (resolved is None or str(resolved.get("status")) != "False"):
         return CheckResult("route", title, True, f"to InferencePool {bname} ({found[0]}/{found[1]})"
                            + (", ResolvedRefs=True" if resolved is not None else ""), at=time.time(), data=data)
