@@ -533,6 +533,30 @@ def test_kserve_ea2_writes_its_pool_in_the_v1_api_and_the_version_shows_on_its_c
     assert args[args.index("--pool-group") + 1] == "inference.networking.k8s.io"
 
 
+def test_a_kserve_upgrade_moves_the_pool_and_replaces_the_scheduler_template():
+    c, ctl = world()
+    cfg = deploy_guide(c, ctl)  # 3.4.0-ea.1, with the guide's step 6 label on the scheduler
+    svc, ns = cfg.service, cfg.namespace
+    dt = c.store.type_for("deployments", "apps")
+    x_pools = c.store.type_for("inferencepools", "inference.networking.x-k8s.io")
+    v1_pools = c.store.type_for("inferencepools", "inference.networking.k8s.io")
+    epp_name = f"{svc}-kserve-router-scheduler"
+    assert c.store.get(dt, ns, epp_name)["spec"]["template"]["metadata"]["labels"]["sidecar.istio.io/inject"] == "true"
+    c.store.mutate(dt, "opendatahub", "kserve-controller-manager",
+                   lambda d: d["metadata"]["labels"].__setitem__("app.kubernetes.io/version", "3.4.0-ea.2"))
+    ctl.fast_forward(600)
+    assert c.store.try_get(x_pools, ns, f"{svc}-inference-pool") is None
+    assert c.store.get(v1_pools, ns, f"{svc}-inference-pool")["spec"]["endpointPickerRef"]["failureMode"] == "FailOpen"
+    route = c.store.get(c.store.type_for("httproutes", "gateway.networking.k8s.io"), ns, f"{svc}-kserve-route")
+    assert route["spec"]["rules"][0]["backendRefs"][0]["group"] == "inference.networking.k8s.io"
+    epp = c.store.get(dt, ns, epp_name)
+    assert "sidecar.istio.io/inject" not in epp["spec"]["template"]["metadata"]["labels"]  # the new template
+    history = c.store.select(c.store.type_for("replicasets", "apps"), ns,
+                             {"app.kubernetes.io/component": "llminferenceservice-router-scheduler"})
+    assert any(rs["spec"]["template"]["metadata"]["labels"].get("sidecar.istio.io/inject") == "true"
+               for rs in history)  # the labelled revision is still in the Deployment's history
+
+
 def test_an_unknown_kserve_version_is_refused_with_the_known_ones():
     with pytest.raises(ValueError, match="3.4.0-ea.1, 3.4.0-ea.2"):
         Scenario().with_overrides(kserve_version="3.5")

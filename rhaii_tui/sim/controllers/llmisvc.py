@@ -28,6 +28,11 @@ For an LLMInferenceService <svc> in <ns> (names and labels as rhaii_tui/manifest
   reports (HTTPRoutesReady, InferencePoolReady, MainWorkloadReady, PresetsCombined, RouterReady,
   SchedulerWorkloadReady, WorkloadsReady, Ready).
 
+A KServe upgrade (the controller's version label changes, e.g. 3.4.0-ea.1 -> ea.2) re-renders every
+service: the pool moves to the new release's API (the old one is deleted), the route names the new
+group, and the scheduler Deployment's pod template is replaced as the new release writes it (labels
+others added to it, such as the guide's step 6 label, are gone).
+
 Pod templates carry the annotation sidecar.istio.io/inject="false" (no sidecar even in a namespace
 labelled istio-injection=enabled); the guide's label sidecar.istio.io/inject=true on the EPP
 template overrides it. Child specs are re-rendered only when the service's generation changes (replicas, image...), so
@@ -160,6 +165,12 @@ class LLMISvcController:
                 return
             self.ctl.enqueue(("llmisvc", md["namespace"], md["name"]))
             return
+        if rtype.key == self.dt.key and md.get("name") == "kserve-controller-manager" \
+                and md.get("namespace") == GATEWAY_NAMESPACE:
+            old_v = (((old or {}).get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/version")
+            if old is not None and old_v != labels.get("app.kubernetes.io/version"):
+                self._all()  # an upgrade: every service is re-rendered by the new release
+            return
         if rtype.key == self.pt.key:
             if labels.get("control-plane") == "kserve-controller-manager":
                 if old is None or pod_ready(old) != pod_ready(obj) or etype == "DELETED":
@@ -291,7 +302,20 @@ class LLMISvcController:
                      "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}},
         }
 
-    def _ensure_deployment(self, desired: Obj, full: bool) -> Obj | None:
+    def _stale_pools(self, ns: str, svc: str) -> list[tuple[Any, Obj]]:
+        """The service's pools in an API the installed release does not write (left by an upgrade)."""
+        out = []
+        for group in POOL_API_BY_KSERVE.values():
+            t = rt(self.store, "inferencepools", group[0])
+            if t is None or group[0] == self.pool_group():
+                continue
+            p = self.store.try_get(t, ns, inference_pool_name(svc))
+            if p is not None and any(r.get("kind") == "LLMInferenceService" and r.get("name") == svc
+                                     for r in p["metadata"].get("ownerReferences") or []):
+                out.append((t, p))
+        return out
+
+    def _ensure_deployment(self, desired: Obj, full: bool, replace: bool = False) -> Obj | None:
         ns, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
         cur = self.store.try_get(self.dt, ns, name)
         if cur is None:
@@ -303,6 +327,10 @@ class LLMISvcController:
             tmd = (o["spec"].get("template") or {}).get("metadata") or {}
             want = copy.deepcopy(desired["spec"])
             wmd = want["template"].setdefault("metadata", {})
+            if replace:  # a new release writes its own template: what others added is gone
+                o["spec"] = want
+                o["metadata"].setdefault("labels", {}).update(desired["metadata"]["labels"])
+                return
             # keep labels/annotations others added to the pod template (e.g. sidecar injection)
             wmd["labels"] = {**(tmd.get("labels") or {}), **(wmd.get("labels") or {})}
             if tmd.get("annotations") or wmd.get("annotations"):
@@ -417,6 +445,14 @@ class LLMISvcController:
         router = spec.get("router") or {}
         scheduler = "scheduler" in router and router.get("scheduler") is not None
         gw_ns, gw_name = self._gateway_ref(obj)
+        stale = self._stale_pools(ns, name)
+        upgraded = bool(stale)  # the pool is in the previous release's API: re-render everything
+        full = full or upgraded
+        for t, p in stale:
+            try:
+                self.store.delete(t, ns, p["metadata"]["name"])
+            except ApiError:
+                pass
 
         try_create(self.store, self.st, {
             "metadata": {"name": tls_secret_name(name), "namespace": ns, "ownerReferences": [owner_ref(obj)],
@@ -431,7 +467,7 @@ class LLMISvcController:
                                "appProtocol": "https"}], obj)
         epp = pool = route = None
         if scheduler:
-            epp = self._ensure_deployment(self.epp_deployment(obj), full)
+            epp = self._ensure_deployment(self.epp_deployment(obj), full, replace=upgraded)
             self._ensure_service(ns, epp_service_name(name), epp_labels(name), [
                 {"name": "grpc", "port": 9002, "protocol": "TCP", "targetPort": 9002, "appProtocol": "http2"},
                 {"name": "grpc-health", "port": 9003, "protocol": "TCP", "targetPort": 9003, "appProtocol": "http2"},
