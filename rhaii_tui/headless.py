@@ -418,6 +418,11 @@ class _LeaseKeeper:
             self.lease.release()
 
 
+def _asked_to_redo(n: int, st: Any, opts: Any) -> bool:
+    """`--netpol apply` overrides an earlier run's remembered skip: step 8 SKIPPED runs again."""
+    return n == 8 and getattr(opts, "netpol", None) == "apply" and st.status.value == "skipped"
+
+
 def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lease_ttl: float = 60.0) -> int:
     """Resume the deployment where the environment stands: probe, skip what is done, run the rest in
     order through step `through`, stop at the first failure with its diagnosis."""
@@ -458,7 +463,7 @@ def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lea
     out.line(f"standing: {standing.headline}")
     try:
         # refuse before changing anything: costly actions, missing secrets, a bad installer dir
-        pending = [n for n in numbers if not states[n].done]
+        pending = [n for n in numbers if not states[n].done or _asked_to_redo(n, states[n], opts)]
         if 2 in pending:
             try:
                 check_cluster_confirmed(ctx, opts)
@@ -484,7 +489,7 @@ def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lea
                 raise LeaseHeld(keeper.lost)
             st = probe_step(ctx, n) if reprobe else states[n]
             final[n] = st
-            if st.done:
+            if st.done and not _asked_to_redo(n, st, opts):
                 actions[n] = "skipped (done)"
                 out.line(f"step {n} {e.title}: done - {st.summary}", n)
                 continue

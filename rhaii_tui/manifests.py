@@ -39,8 +39,15 @@ from .config import (
 LLMISVC_API_VERSION = "serving.kserve.io/v1alpha1"  # served by KServe 3.4 EA1 and EA2
 ENVOYFILTER_API_VERSION = "networking.istio.io/v1alpha3"
 HTTPROUTE_API_VERSION = "gateway.networking.k8s.io/v1"
-# KServe on OSSM 3.2 / Istio 1.27 uses the v1 InferencePool API; the guide's health route too.
-INFERENCE_POOL_GROUP = "inference.networking.k8s.io"
+# The InferencePool APIs KServe 3.4 writes its pool in: 3.4.0-ea.1 (what the upstream installer of
+# step 4 pins) inference.networking.x-k8s.io/v1alpha2, 3.4.0-ea.2 inference.networking.k8s.io/v1.
+# Which one a cluster has is read live (steps/deploy.py kserve_pool) and the health route follows
+# it; INFERENCE_POOL_GROUP is only what render-manifests writes without a cluster to ask.
+INFERENCE_POOL_APIS: dict[str, str] = {
+    "inference.networking.x-k8s.io": "v1alpha2",
+    "inference.networking.k8s.io": "v1",
+}
+INFERENCE_POOL_GROUP = "inference.networking.x-k8s.io"
 
 # The EPP image with ALPN h2 on its TLS gRPC port (upstream bug report BUG-EPP-Scheduler-ALPN.md);
 # the guide's deployment uses it until KServe's default scheduler image carries the fix.
@@ -298,8 +305,9 @@ def _check(cfg: DeployConfig) -> None:
 
 
 def context(cfg: DeployConfig, *, epp_image: str = EPP_IMAGE,
-            api_server_cidrs: Sequence[str] = ()) -> dict[str, Any]:
-    """Every value the templates use."""
+            api_server_cidrs: Sequence[str] = (), inference_pool_group: str | None = None) -> dict[str, Any]:
+    """Every value the templates use. `inference_pool_group`: the API group of the InferencePool
+    KServe created (default INFERENCE_POOL_GROUP)."""
     svc, ns = cfg.service, cfg.namespace
     return {
         "namespace": ns,
@@ -319,7 +327,7 @@ def context(cfg: DeployConfig, *, epp_image: str = EPP_IMAGE,
         "route_rule_names": route_rule_names(svc, ns),
         "route_rule_indexes": [str(i) for i in ROUTE_POOL_RULE_INDEXES],
         "inference_pool_name": inference_pool_name(svc),
-        "inference_pool_group": INFERENCE_POOL_GROUP,
+        "inference_pool_group": inference_pool_group or INFERENCE_POOL_GROUP,
         "health_route_name": health_route_name(svc),
         "health_paths": list(HEALTH_PATHS),
         "base_path": service_path(ns, svc),
@@ -349,7 +357,7 @@ def context(cfg: DeployConfig, *, epp_image: str = EPP_IMAGE,
 
 
 def render_all(cfg: DeployConfig, *, epp_image: str = EPP_IMAGE,
-               api_server_cidrs: Sequence[str] = ()) -> dict[str, str]:
+               api_server_cidrs: Sequence[str] = (), inference_pool_group: str | None = None) -> dict[str, str]:
     """{relative filename: YAML text} for every manifest, in apply order.
 
     `api_server_cidrs` (e.g. ["34.90.1.2/32"], the cluster endpoint) narrows the EPP's egress to the
@@ -357,7 +365,8 @@ def render_all(cfg: DeployConfig, *, epp_image: str = EPP_IMAGE,
     that cannot be rendered."""
     _check(cfg)
     env = _env(str(manifests_dir()))
-    ctx = context(cfg, epp_image=epp_image, api_server_cidrs=api_server_cidrs)
+    ctx = context(cfg, epp_image=epp_image, api_server_cidrs=api_server_cidrs,
+                  inference_pool_group=inference_pool_group)
     return {name: env.get_template(name + ".j2").render(ctx) for name in MANIFEST_FILES}
 
 
@@ -384,8 +393,12 @@ def llmisvc(cfg: DeployConfig, **options: Any) -> dict[str, Any]:
     return _one(cfg, "llminferenceservice.yaml", **options)
 
 
-def health_route(cfg: DeployConfig) -> dict[str, Any]:
-    return _one(cfg, "httproute-health.yaml")
+def health_route(cfg: DeployConfig, pool_group: str | None = None) -> dict[str, Any]:
+    """The health HTTPRoute, its backend the InferencePool in `pool_group` (the group of the pool
+    KServe created; default INFERENCE_POOL_GROUP)."""
+    if pool_group is not None and pool_group not in INFERENCE_POOL_APIS:
+        raise ValueError(f"unknown InferencePool group {pool_group!r}; known: {', '.join(INFERENCE_POOL_APIS)}")
+    return _one(cfg, "httproute-health.yaml", inference_pool_group=pool_group)
 
 
 def envoyfilters(cfg: DeployConfig) -> list[dict[str, Any]]:

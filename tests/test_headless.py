@@ -374,3 +374,44 @@ def test_a_resize_needs_yes_too(make_sim_world, capsys):
     assert code == 2
     assert "resize node pool tpu-pool from 3 to 4 node(s)" in err and "$500.40/day" in err and "--yes" in err
     assert counts(world)["tpu_nodes"] == 3
+
+
+# --- one deployment, whichever path ----------------------------------------------------------------
+
+
+def test_netpol_apply_overrides_an_earlier_skip_and_apply_creates_what_render_manifests_writes(
+        make_sim_world, capsys, tmp_path):
+    import yaml
+
+    world = make_sim_world("cluster-ready")
+    hf, pull = secret_files(tmp_path)
+    code, out, err = run(capsys, world, "apply", "--through", "8", "--netpol", "skip", "--hf-token-file", str(hf),
+                         "--pull-secret-file", str(pull), "--poll", "0.05")
+    assert code == 0, out + err
+    kube = ctx_for(world).kube()
+    assert kube.list("networking.k8s.io/v1", "NetworkPolicy", NS) == []
+    # the earlier run remembered "skip"; asking for the policies now applies them
+    code, out, err = run(capsys, world, "apply", "--through", "8", "--netpol", "apply", "--json", "--poll", "0.05")
+    assert code == 0, out + err
+    doc = json.loads(out)
+    step8 = next(s for s in doc["steps"] if s["number"] == 8)
+    assert step8["action"] == "ran" and step8["status"] == "done", step8
+    assert sorted(p["metadata"]["name"] for p in kube.list("networking.k8s.io/v1", "NetworkPolicy", NS)) == \
+        sorted(m.NETWORK_POLICY_NAMES)
+    # render-manifests writes the same objects apply created: names, kinds, labels
+    code, out, err = run(capsys, world, "render-manifests", "--out", str(tmp_path / "out"))
+    assert code == 0, err
+    rendered = [doc for path in sorted((tmp_path / "out").rglob("*.yaml"))
+                for doc in yaml.safe_load_all(path.read_text()) if doc]
+    assert len(rendered) == len(m.MANIFEST_FILES)
+    for obj in rendered:
+        md = obj["metadata"]
+        live = kube.get(obj["apiVersion"], obj["kind"], md["name"], md.get("namespace"))
+        assert live is not None, f"{obj['kind']} {md['name']} rendered but not created by apply"
+        live_labels = {k: v for k, v in (live["metadata"].get("labels") or {}).items()
+                       if k != "kubernetes.io/metadata.name"}  # the API server's own namespace label
+        assert live_labels == (md.get("labels") or {}), (obj["kind"], md["name"])
+    route = next(o for o in rendered if o["kind"] == "HTTPRoute")
+    live = kube.get(route["apiVersion"], "HTTPRoute", route["metadata"]["name"], NS)
+    assert [b["group"] for r in live["spec"]["rules"] for b in r["backendRefs"]] == \
+        [b["group"] for r in route["spec"]["rules"] for b in r["backendRefs"]]

@@ -194,9 +194,9 @@ def test_llmisvc_carries_the_guides_tpu_and_vllm_settings():
     assert "image" not in spec["router"]["scheduler"] and "args" not in spec["router"]["scheduler"]
 
 
-def test_namespace_enables_sidecar_injection():
-    ns = m.namespace(DeployConfig())
-    assert ns["metadata"]["labels"]["istio-injection"] == "enabled"
+def test_namespace_is_the_guides_plain_namespace():
+    ns = m.namespace(DeployConfig())  # the guide's `kubectl create namespace`: no injection label
+    assert ns["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "rhaii-tui"}
 
 
 def test_api_server_cidrs_narrow_the_epp_egress():

@@ -72,7 +72,7 @@ async def test_deployed_scenario_passes_steps_9_to_11_on_screen_and_exports_a_cl
         await until(pilot, lambda: p9.checks is not None and not p9.running, 30, "step 9")
         rows = p9.query_one("#verify-rows")
         text = rows.plain
-        assert rows.counts() == {"pass": 10}, text
+        assert rows.counts() == {"pass": 11}, text
         assert "HTTP 200" in text and "/mnt/models" in text and "'Machine learning" in text
         assert "3 of 3 Ready (readiness condition, not phase)" in text
         assert text.count("answers on its own") == 3 and "via Kubernetes pod proxy" in text
@@ -285,14 +285,16 @@ async def test_step_9_shows_what_the_opening_probe_checked_and_every_row_as_it_e
         await until(pilot, lambda: state(app, 9) is not None and state(app, 9).status == Status.DONE, 60,
                     "the opening probe")
         rows = p9.query_one("#verify-rows")
-        await until(pilot, lambda: rows.counts().get("pass") == 6, 30, "the quick checks' rows")
-        assert rows.counts() == {"pass": 6, "not_run": 2}, rows.plain
+        quick = len(state(app, 9).data["checks"])
+        await until(pilot, lambda: rows.counts().get("pass") == quick, 30, "the quick checks' rows")
+        counts = rows.counts()
+        assert set(counts) == {"pass", "not_run"} and counts["not_run"] >= 2, rows.plain
         assert "quick checks passed" in state(app, 9).summary
-        assert "quick checks on opening: 6 of 6 passed" in str(p9.query_one("#verify-status").render())
+        assert f"quick checks on opening: {quick} of {quick} passed" in str(p9.query_one("#verify-status").render())
 
         await press_on(pilot, "verify-run", "r")
         await until(pilot, lambda: p9.checks is not None and not p9.running, 60, "step 9's run")
-        assert rows.counts() == {"pass": 10}, rows.plain
+        assert rows.counts() == {"pass": len(p9.checks)} and len(p9.checks) > quick, rows.plain
         await pilot.pause()
         shown = [str(r.query_one(".check-mark", Label).render()) for r in rows.rows()]
         assert all("PASS" in m for m in shown), shown

@@ -480,11 +480,15 @@ def test_llmisvc_creates_kserve_objects_and_becomes_ready():
     by = {s["metadata"]["name"]: s for s in svcs}
     assert [(p["name"], p["port"]) for p in by[f"{svc}-kserve-workload-svc"]["spec"]["ports"]] == [("https", 8000)]
     assert [p["port"] for p in by[f"{svc}-epp-service"]["spec"]["ports"]] == [9002, 9003, 9090]
-    pool = c.store.get(c.store.type_for("inferencepools", "inference.networking.k8s.io"), ns, f"{svc}-inference-pool")
-    assert pool["spec"]["endpointPickerRef"]["name"] == f"{svc}-epp-service"
+    # KServe 3.4.0-ea.1 (what step 4 installs): its pool in inference.networking.x-k8s.io/v1alpha2
+    pool = c.store.get(c.store.type_for("inferencepools", "inference.networking.x-k8s.io"), ns, f"{svc}-inference-pool")
+    assert pool["spec"]["extensionRef"]["name"] == f"{svc}-epp-service"
+    assert pool["spec"]["extensionRef"]["failureMode"] == "FailOpen"
+    assert c.store.list(c.store.type_for("inferencepools", "inference.networking.k8s.io"))[0] == []
     route = c.store.get(c.store.type_for("httproutes", "gateway.networking.k8s.io"), ns, f"{svc}-kserve-route")
     prefixes = [r["matches"][0]["path"]["value"] for r in route["spec"]["rules"]]
-    assert prefixes == [f"/{ns}/{svc}/v1/chat/completions", f"/{ns}/{svc}/v1/completions", f"/{ns}/{svc}"]
+    assert prefixes == [f"/{ns}/{svc}/v1/completions", f"/{ns}/{svc}/v1/chat/completions", f"/{ns}/{svc}"]
+    assert {r["backendRefs"][0].get("group") for r in route["spec"]["rules"][:2]} == {"inference.networking.x-k8s.io"}
     assert route["spec"]["rules"][1]["backendRefs"][0]["kind"] == "InferencePool"
     assert route["status"]["parents"][0]["conditions"][0]["status"] == "True"
     lt = c.store.type_for("llminferenceservices", "serving.kserve.io")
@@ -497,7 +501,7 @@ def test_llmisvc_creates_kserve_objects_and_becomes_ready():
     assert len({p["spec"]["nodeName"] for p in workload}) == 3
     all_parts = pods(c, ns, **{"app.kubernetes.io/part-of": "llminferenceservice"})
     assert len(all_parts) == 4
-    # no sidecar yet: KServe opts its pods out, even in a namespace with istio-injection=enabled
+    # no sidecar yet: KServe opts its pods out (an injection label on the namespace would not change it)
     (epp_pod,) = pods(c, ns, **{"app.kubernetes.io/component": "llminferenceservice-router-scheduler"})
     assert pod_ready_counts(epp_pod) == (1, 1)
 
@@ -510,6 +514,52 @@ def test_llmisvc_creates_kserve_objects_and_becomes_ready():
     ctl.fast_forward(60)
     assert c.store.try_get(dt, ns, f"{svc}-kserve") is None
     assert not pods(c, ns, **{"app.kubernetes.io/part-of": "llminferenceservice"})
+
+
+def test_kserve_ea2_writes_its_pool_in_the_v1_api_and_the_version_shows_on_its_controller():
+    c, ctl = world(kserve_version="3.4.0-ea.2")
+    cfg = deploy_guide(c, ctl, routing=False)
+    svc, ns = cfg.service, cfg.namespace
+    ctrl = c.store.get(c.store.type_for("deployments", "apps"), "opendatahub", "kserve-controller-manager")
+    assert ctrl["metadata"]["labels"]["app.kubernetes.io/version"] == "3.4.0-ea.2"
+    pool = c.store.get(c.store.type_for("inferencepools", "inference.networking.k8s.io"), ns, f"{svc}-inference-pool")
+    ref = pool["spec"]["endpointPickerRef"]
+    assert (ref["name"], ref["port"], ref["failureMode"]) == (f"{svc}-epp-service", {"number": 9002}, "FailOpen")
+    assert c.store.list(c.store.type_for("inferencepools", "inference.networking.x-k8s.io"))[0] == []
+    route = c.store.get(c.store.type_for("httproutes", "gateway.networking.k8s.io"), ns, f"{svc}-kserve-route")
+    assert [r["backendRefs"][0].get("group") for r in route["spec"]["rules"][:2]] == ["inference.networking.k8s.io"] * 2
+    epp = c.store.get(c.store.type_for("deployments", "apps"), ns, f"{svc}-kserve-router-scheduler")
+    args = epp["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--pool-group") + 1] == "inference.networking.k8s.io"
+
+
+def test_a_kserve_upgrade_moves_the_pool_and_replaces_the_scheduler_template():
+    c, ctl = world()
+    cfg = deploy_guide(c, ctl)  # 3.4.0-ea.1, with the guide's step 6 label on the scheduler
+    svc, ns = cfg.service, cfg.namespace
+    dt = c.store.type_for("deployments", "apps")
+    x_pools = c.store.type_for("inferencepools", "inference.networking.x-k8s.io")
+    v1_pools = c.store.type_for("inferencepools", "inference.networking.k8s.io")
+    epp_name = f"{svc}-kserve-router-scheduler"
+    assert c.store.get(dt, ns, epp_name)["spec"]["template"]["metadata"]["labels"]["sidecar.istio.io/inject"] == "true"
+    c.store.mutate(dt, "opendatahub", "kserve-controller-manager",
+                   lambda d: d["metadata"]["labels"].__setitem__("app.kubernetes.io/version", "3.4.0-ea.2"))
+    ctl.fast_forward(600)
+    assert c.store.try_get(x_pools, ns, f"{svc}-inference-pool") is None
+    assert c.store.get(v1_pools, ns, f"{svc}-inference-pool")["spec"]["endpointPickerRef"]["failureMode"] == "FailOpen"
+    route = c.store.get(c.store.type_for("httproutes", "gateway.networking.k8s.io"), ns, f"{svc}-kserve-route")
+    assert route["spec"]["rules"][0]["backendRefs"][0]["group"] == "inference.networking.k8s.io"
+    epp = c.store.get(dt, ns, epp_name)
+    assert "sidecar.istio.io/inject" not in epp["spec"]["template"]["metadata"]["labels"]  # the new template
+    history = c.store.select(c.store.type_for("replicasets", "apps"), ns,
+                             {"app.kubernetes.io/component": "llminferenceservice-router-scheduler"})
+    assert any(rs["spec"]["template"]["metadata"]["labels"].get("sidecar.istio.io/inject") == "true"
+               for rs in history)  # the labelled revision is still in the Deployment's history
+
+
+def test_an_unknown_kserve_version_is_refused_with_the_known_ones():
+    with pytest.raises(ValueError, match="3.4.0-ea.1, 3.4.0-ea.2"):
+        Scenario().with_overrides(kserve_version="3.5")
 
 
 def test_llmisvc_waits_for_the_kserve_controller():

@@ -125,7 +125,7 @@ def test_epp_scorer_prefers_the_pod_that_saw_the_prefix():
 
 class Deployed:
     def __init__(self, **kw):
-        self.c = StandInCluster(speed=1.0)
+        self.c = StandInCluster(speed=1.0, scenario=kw.pop("scenario", None))
         self.ctl = Controllers(self.c)
         self.dp = DataPlane(self.c, model=kw.pop("model", FAST), seed=5)
         self.kw = kw
@@ -243,13 +243,71 @@ async def test_streamed_chat_completion():
         assert chunks[-2]["choices"][0]["finish_reason"] == "length"
 
 
+def _epp_decisions(d: "Deployed") -> int:
+    epp = d.c.store.select(d.c.store.type_for("pods"), d.cfg.namespace,
+                           {"app.kubernetes.io/component": "llminferenceservice-router-scheduler"})[0]
+    return sum("Calculated score" in t for _, t in d.c.logs.read(d.cfg.namespace, epp["metadata"]["name"], "main"))
+
+
 @pytest.mark.asyncio
-async def test_envoyfilters_without_the_epp_sidecar_break_inference_with_500():
+async def test_envoyfilters_without_the_epp_sidecar_lose_the_epp_but_kserve_pools_fail_open():
     async with Deployed(sidecar=False) as d:
-        status, _, _ = await d.complete(PREFIX)
-        assert status == 500  # the ext_proc call to the EPP fails; the filter does not allow failures
+        served = set()
+        for i in range(8):
+            status, pod, _ = await d.complete(PREFIX + f"Q{i}")
+            assert status == 200  # KServe's pool says FailOpen: the request goes on without the EPP
+            served.add(pod)
+        assert _epp_decisions(d) == 0 and len(served) >= 2  # no cache affinity: spread over the replicas
         async with d.session.get(d.base + "/health") as r:
             assert r.status == 200  # the catch-all route to the workload Service has no ext_proc
+
+
+@pytest.mark.asyncio
+async def test_a_fail_close_pool_without_the_epp_sidecar_breaks_inference_with_500():
+    async with Deployed(sidecar=False) as d:
+        pt = d.c.store.type_for("inferencepools", "inference.networking.x-k8s.io")
+        d.c.store.mutate(pt, d.cfg.namespace, f"{d.cfg.service}-inference-pool",
+                         lambda o: o["spec"]["extensionRef"].__setitem__("failureMode", "FailClose"))
+        status, _, _ = await d.complete(PREFIX)
+        assert status == 500  # the ext_proc call to the EPP fails and the pool does not allow failures
+
+
+async def _route_status(d: "Deployed", name: str) -> dict:
+    """The route's ResolvedRefs condition once the gateway controller has written it (60 s deadline)."""
+    rtt = d.c.store.type_for("httproutes", "gateway.networking.k8s.io")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while True:
+        route = d.c.store.get(rtt, d.cfg.namespace, name)
+        conds = [c for p in (route.get("status") or {}).get("parents") or [] for c in p.get("conditions") or []]
+        resolved = next((c for c in conds if c["type"] == "ResolvedRefs"), None)
+        if resolved is not None and (route.get("status") or {}).get("parents") and \
+                conds[0].get("observedGeneration") == route["metadata"].get("generation"):
+            return resolved
+        assert loop.time() < deadline, route.get("status")
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("version,kserve_group,other_group", [
+    ("3.4.0-ea.1", "inference.networking.x-k8s.io", "inference.networking.k8s.io"),
+    ("3.4.0-ea.2", "inference.networking.k8s.io", "inference.networking.x-k8s.io")])
+async def test_a_route_to_a_pool_group_kserve_did_not_write_answers_500(version, kserve_group, other_group):
+    from rhaii_tui import manifests as m
+    from rhaii_tui.sim.scenarios import Scenario
+
+    async with Deployed(scenario=Scenario(kserve_version=version)) as d:
+        d.c.apply(m.health_route(d.cfg, pool_group=other_group))  # names the group KServe did not use
+        resolved = await _route_status(d, m.health_route_name(d.cfg.service))
+        assert resolved["status"] == "False" and resolved["reason"] == "BackendNotFound"
+        async with d.session.get(d.base + "/health") as r:
+            assert r.status == 500
+        assert (await d.complete("hello"))[0] == 200  # KServe's own route names its own group
+        d.c.apply(m.health_route(d.cfg, pool_group=kserve_group))
+        resolved = await _route_status(d, m.health_route_name(d.cfg.service))
+        assert resolved["status"] == "True"
+        async with d.session.get(d.base + "/health") as r:
+            assert r.status == 200
 
 
 @pytest.mark.asyncio
@@ -262,7 +320,7 @@ async def test_a_network_policy_blocking_the_gateway_gives_503():
             text = await r.text()
         assert r.status == 503 and "upstream connect error" in text
         status, _, _ = await d.complete("hello")
-        assert status == 500  # the EPP's ext_proc port (9002) is behind the same policy: the call fails first
+        assert status == 503  # the EPP's port (9002) is blocked too; the pool fails open, then vLLM's is blocked
 
 
 @pytest.mark.asyncio

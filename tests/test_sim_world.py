@@ -295,3 +295,41 @@ def test_sim_status_and_stop_commands(tmp_path, capsys):
             os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
+
+
+def test_endpoints_json_only_ever_names_paths_that_exist(tmp_path, monkeypatch):
+    """A client that sees endpoints.json can use every path in it: the gcloud config dir and the
+    kubeconfigs are written first, endpoints.json last (atomically), from the very first write."""
+    import shutil
+
+    from rhaii_tui.sim import world as world_mod
+
+    real = world_mod._atomic_write
+    missing: list[str] = []
+    writes = []
+
+    def checked(path, text, mode=0o600):
+        if path.name == "endpoints.json":
+            doc = json.loads(text)
+            writes.append(doc)
+            named = [doc["state_dir"], doc["gcloud_config"], os.path.join(doc["gcloud_config"], "configurations",
+                                                                          "config_default")]
+            named += [c["kubeconfig"] for c in doc["clusters"].values() if c.get("kubeconfig")]
+            missing.extend(p for p in named if not os.path.exists(p))
+        real(path, text, mode)
+
+    monkeypatch.setattr(world_mod, "_atomic_write", checked)
+    with run_world(tmp_path, scenario="deployed", speed=2000) as w:
+        assert w.endpoints["clusters"]
+    assert writes and not missing, missing
+    # a restart on a directory whose client files were removed: the control planes come up again
+    # during start; endpoints.json still waits for the files it names
+    shutil.rmtree(tmp_path / "gcloud")
+    for p in tmp_path.glob("kubeconfig-*"):
+        p.unlink()
+    with contextlib.suppress(FileNotFoundError):
+        (tmp_path / "endpoints.json").unlink()
+    writes.clear()
+    with run_world(tmp_path, scenario="deployed", speed=2000) as w:
+        assert w.world.resumed and w.endpoints["clusters"]
+    assert writes and not missing, missing

@@ -250,6 +250,22 @@ def test_epp_states_through_the_rollout():
     assert st.status is Status.DONE and "2/2" in st.summary
 
 
+def test_epp_label_removed_is_noticed_from_the_deployments_history_or_the_wizards_memory():
+    dep = epp_deployment(False)
+    dep["metadata"]["uid"] = "dep-1"
+    labelled_rs = {"metadata": {"ownerReferences": [{"kind": "Deployment", "uid": "dep-1"}]},
+                   "spec": {"template": epp_deployment(True)["spec"]["template"]}}
+    other_rs = {"metadata": {"ownerReferences": [{"kind": "Deployment", "uid": "an-older-deployment"}]},
+                "spec": {"template": epp_deployment(True)["spec"]["template"]}}
+    assert epp.label_removed(dep, [labelled_rs])
+    assert not epp.label_removed(dep, [other_rs])  # another (deleted) Deployment of the same name
+    assert not epp.label_removed(dep, []) and epp.label_removed(dep, [], remembered_uid="dep-1")
+    assert not epp.label_removed(epp_deployment(True), [labelled_rs], remembered_uid="dep-1")  # still there
+    st = epp.assess(CFG, dep, [epp_pod("p", sidecar=True, ready_=True)], now=T0 + 90, removed=True)
+    assert st.status is Status.FAILED and st.status is not Status.DONE
+    assert "sidecar.istio.io/inject=true was removed" in st.summary and "Apply step 6 again" in st.fix
+
+
 @pytest.mark.parametrize("pods,cause", [
     ([epp_pod("old", sidecar=False, ready_=True)], "epp-no-sidecar"),
     ([epp_pod("new", sidecar=True, ready_=False)], "epp-proxy-not-ready"),

@@ -134,6 +134,10 @@ def test_deploy_three_replicas_to_ready(make_sim_world, tmp_path):
     assert st.status is Status.DONE, st
     assert st.data["pods_ready"] == 3 and st.data["distinct_tpu_nodes"] == 3
     assert any("pods ready" in s for s in seen[:-1]) or len(seen) == 1
+    # the health route points at the pool KServe 3.4.0-ea.1 (step 4's release) created: x-k8s.io/v1alpha2
+    route = ctx.kube().get(m.HTTPROUTE_API_VERSION, "HTTPRoute", m.health_route_name(ctx.cfg.service),
+                           ctx.cfg.namespace)
+    assert {b["group"] for r in route["spec"]["rules"] for b in r["backendRefs"]} == {"inference.networking.x-k8s.io"}
     # server-side apply again: nothing changes
     session = ctx.kube()
     before = session.get(m.LLMISVC_API_VERSION, "LLMInferenceService", ctx.cfg.service, ctx.cfg.namespace)
@@ -272,6 +276,30 @@ def test_slow_compile_is_diagnosed_as_still_compiling(make_sim_world, tmp_path):
 
 
 # --- step 6 ---------------------------------------------------------------------------------------
+
+
+def test_a_removed_epp_label_is_reported_on_step_6_and_in_status(make_sim_world, tmp_path, capsys):
+    from rhaii_tui import cli
+
+    world = make_sim_world("deployed", speed=SPEED)
+    ctx = make_ctx(world, tmp_path)
+    assert epp.probe(ctx).status is Status.DONE
+    # KServe replaces the scheduler's pod template (an upgrade): the guide's label is gone
+    session = ctx.kube()
+    info = session.resource("apps/v1", "Deployment")
+    session.request("PATCH", info.path(ctx.cfg.namespace, epp.deployment_name(ctx.cfg)),
+                    body={"spec": {"template": {"metadata": {"labels": {epp.INJECT_LABEL: None}}}}},
+                    content_type="application/strategic-merge-patch+json")
+    st = epp.probe(ctx)
+    assert st.status is not Status.DONE and "was removed" in st.summary and "Apply step 6 again" in st.fix
+    cli.main(["--sim", "--sim-state", str(world.state_dir), "status"])
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.split()[:1] == ["6"])
+    assert "was removed" in line, out
+    assert "Apply step 6 again" in out
+    # step 6 again restores it
+    assert epp.apply(ctx, timeout=20).status is Status.DONE
+    assert epp.probe(ctx).status is Status.DONE
 
 
 def test_epp_patch_rolls_out_to_two_of_two(make_sim_world, tmp_path):

@@ -48,6 +48,62 @@ def poll(fn, until, timeout=20.0, interval=0.05):
         time.sleep(interval)
 
 
+@pytest.mark.parametrize("version,kserve_group,other_group", [
+    ("3.4.0-ea.1", "inference.networking.x-k8s.io", "inference.networking.k8s.io"),
+    ("3.4.0-ea.2", "inference.networking.k8s.io", "inference.networking.x-k8s.io")])
+def test_verify_says_when_the_health_route_names_a_pool_group_kserve_did_not_use(
+        make_sim_world, tmp_path, version, kserve_group, other_group):
+    from rhaii_tui.steps import deploy
+
+    world = make_sim_world("deployed", speed=SPEED, kserve_version=version)
+    ctx = make_ctx(world, tmp_path)
+    kube = ctx.kube()
+    name = m.health_route_name(ctx.cfg.service)
+    route = kube.get(m.HTTPROUTE_API_VERSION, "HTTPRoute", name, ctx.cfg.namespace)
+    assert route["spec"]["rules"][0]["backendRefs"][0]["group"] == kserve_group  # the pool KServe created
+    assert deploy.kserve_pool_group(kube, ctx.cfg) == kserve_group
+    # a route written for the other KServe release: the gateway cannot resolve it
+    kube.apply(m.health_route(ctx.cfg, pool_group=other_group), ctx.cfg.namespace)
+    st = poll(lambda: verify.probe(ctx), lambda s: s.status is Status.FAILED, timeout=60)
+    assert st.status is Status.FAILED, st
+    bad = verify.first_failure([verify.CheckResult(**{k: v for k, v in c.items()}) for c in st.data["checks"]])
+    assert bad.key == "route", st.data["checks"]
+    pool = m.inference_pool_name(ctx.cfg.service)
+    assert f"expects InferencePool {pool} in {other_group}" in bad.evidence
+    assert f"KServe created InferencePool {pool} in {kserve_group}/" in bad.evidence
+    assert "step 5" in bad.fix
+    # step 5 again points it at the pool KServe created
+    assert kserve_group in deploy.apply_health_route(ctx)
+    st = poll(lambda: verify.probe(ctx), lambda s: s.status is Status.DONE, timeout=60)
+    assert st.status is Status.DONE, st
+
+
+def test_after_a_kserve_upgrade_steps_6_and_9_say_what_changed_and_reapplying_restores_both(
+        make_sim_world, tmp_path):
+    from rhaii_tui.steps import deploy, epp
+
+    world = make_sim_world("deployed", speed=SPEED)
+    ctx = make_ctx(world, tmp_path)
+    assert verify.probe(ctx).status is Status.DONE and epp.probe(ctx).status is Status.DONE
+    sim = world.sim()
+    dt = sim.store.type_for("deployments", "apps")
+    world.call(lambda: sim.store.mutate(dt, GATEWAY_NAMESPACE, "kserve-controller-manager", lambda d: d["metadata"]
+                                        ["labels"].__setitem__("app.kubernetes.io/version", "3.4.0-ea.2")))
+    # step 6: KServe's new template dropped the guide's label
+    st = poll(lambda: epp.probe(ctx), lambda s: "was removed" in s.summary, timeout=60)
+    assert "was removed" in st.summary and st.status is not Status.DONE, st
+    # step 9: the health route still names the old release's pool group
+    st = poll(lambda: verify.probe(ctx), lambda s: s.status is Status.FAILED, timeout=60)
+    route = next(c for c in st.data["checks"] if c["key"] == "route")
+    assert route["ok"] is False and "in inference.networking.x-k8s.io" in route["evidence"], route
+    assert "KServe created InferencePool" in route["evidence"] and "inference.networking.k8s.io/v1" in route["evidence"]
+    # step 6 and step 5 again
+    assert epp.apply(ctx, timeout=30).status is Status.DONE
+    assert "inference.networking.k8s.io" in deploy.apply_health_route(ctx)
+    st = poll(lambda: verify.probe(ctx), lambda s: s.status is Status.DONE, timeout=60)
+    assert st.status is Status.DONE, st
+
+
 def test_deployed_scenario_passes_steps_9_to_11(make_sim_world, tmp_path):
     world = make_sim_world("deployed", speed=SPEED)
     ctx = make_ctx(world, tmp_path)

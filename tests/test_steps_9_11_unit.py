@@ -143,6 +143,7 @@ class FakeKube:
         self.api_client.configuration = type("Conf", (), {"host": host, "ssl_ca_cert": None, "verify_ssl": True})()
         self.core = _Core(self)
         self.log_reads: list[tuple[str, str]] = []
+        self.pool_group = "inference.networking.x-k8s.io"
 
     def get(self, api_version, kind, name, namespace=None):
         if kind == "LLMInferenceService":
@@ -151,9 +152,18 @@ class FakeKube:
         if kind == "Gateway":
             st = {"addresses": [{"type": "IPAddress", "value": self.gateway_address}]} if self.gateway_address else {}
             return {"metadata": {"name": name}, "status": st}
+        if kind == "HTTPRoute" and name == manifests.health_route_name(self.cfg.service):
+            route = manifests.health_route(self.cfg, pool_group=self.pool_group)
+            route["status"] = {"parents": [{"conditions": [{"type": "ResolvedRefs", "status": "True"}]}]}
+            return route
         return None
 
     def list(self, api_version, kind, namespace=None, label_selector=None):
+        if kind == "InferencePool":  # KServe 3.4.0-ea.1's pool
+            if api_version != f"{self.pool_group}/{manifests.INFERENCE_POOL_APIS[self.pool_group]}":
+                return []
+            return [{"metadata": {"name": manifests.inference_pool_name(self.cfg.service), "namespace": namespace,
+                                  "ownerReferences": [{"kind": "LLMInferenceService", "name": self.cfg.service}]}}]
         assert label_selector == manifests.label_selector(manifests.workload_labels(self.cfg.service))
         return self.pods
 

@@ -342,10 +342,13 @@ def _finished(res: Any) -> str | None:
 
 def planned_checks(cfg: Any) -> list[tuple[str, str]]:
     """The rows shown before a run, in the order `run_verify` runs them."""
+    from ..manifests import health_route_name
+
     return [
         ("llmisvc", f"LLMInferenceService {cfg.service} Ready"),
         ("pods", f"{cfg.replicas} vLLM replica(s) Ready (readiness, not phase)"),
         ("access", "Service reachable (gateway, or the Kubernetes service proxy)"),
+        ("route", f"HTTPRoute {health_route_name(cfg.service)} resolves its InferencePool (gateway only)"),
         ("health", "GET /health"),
         ("models", "GET /v1/models lists /mnt/models"),
         ("completion", "POST /v1/completions returns choices"),

@@ -5,7 +5,7 @@ Gateway. When the Gateway opendatahub/inference-gateway is Programmed, a listene
 127.0.0.1:<random port> and `cluster.on_gateway_url("http://127.0.0.1:PORT")` is called (the world
 writes it to endpoints.json). Requests are routed like Istio routes the Gateway API: the longest
 PathPrefix match over the HTTPRoutes attached to the gateway (KServe's `<svc>-kserve-route`:
-/<ns>/<svc>/v1/chat/completions and /v1/completions to the InferencePool, /<ns>/<svc> to the
+/<ns>/<svc>/v1/completions and /v1/chat/completions to the InferencePool, /<ns>/<svc> to the
 workload Service; plus any other route, e.g. the wizard's health route), URLRewrite
 ReplacePrefixMatch, then the backend:
 - a Service: Envoy's least-request pick (power of two choices) among the Ready endpoints;
@@ -13,9 +13,11 @@ ReplacePrefixMatch, then the backend:
   cluster (an EnvoyFilter in the gateway namespace with an HTTP_FILTER patch whose grpc_service
   cluster is `outbound|9002||<svc>-epp-service.<ns>.svc.cluster.local`):
     * the ext_proc call needs the EPP pod Ready WITH its istio-proxy sidecar and the EnvoyFilter
-      that gives that cluster its TLS settings (CLUSTER patch); otherwise it fails, and since the
-      filter does not allow failures (failure_mode_allow false, FailClose) the gateway answers
-      HTTP 500 to every inference request;
+      that gives that cluster its TLS settings (CLUSTER patch); otherwise it fails, and the pool's
+      failureMode decides: FailClose answers HTTP 500 to every inference request, FailOpen (what
+      KServe 3.4 writes) sends it on without the EPP's choice (no cache affinity);
+    * a backendRef to an InferencePool that does not exist in the group it names (that group's
+      CRD not served, or KServe wrote its pool in the other group) answers HTTP 500;
     * the EPP sees the prompt only on routes whose body-forwarding EnvoyFilter (HTTP_ROUTE patch
       on `<ns>.<route>.<rule index>` with request_body_mode BUFFERED/STREAMED/FULL_DUPLEX_STREAMED)
       exists; without the body it scores on load alone;

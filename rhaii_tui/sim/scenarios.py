@@ -20,6 +20,13 @@ CREDENTIAL_KINDS = ("user", "service_account")
 # bit more, as on a project whose quota request was granted.
 DEFAULT_QUOTA_CHIPS = 32
 
+# The KServe releases the simulated operator install can play. 3.4.0-ea.1 is what the upstream
+# installer's values.yaml pins (kserveChartVersion 3.4.0-ea.1-dev-...) and what the guide's step 4
+# installs (KServe in namespace opendatahub); it writes its InferencePool in
+# inference.networking.x-k8s.io/v1alpha2. 3.4.0-ea.2 writes it in inference.networking.k8s.io/v1.
+KSERVE_VERSIONS: tuple[str, ...] = ("3.4.0-ea.1", "3.4.0-ea.2")
+DEFAULT_KSERVE_VERSION = KSERVE_VERSIONS[0]
+
 
 @dataclass(frozen=True)
 class FlakySpec:
@@ -58,6 +65,7 @@ class Scenario:
     hf_token_rejected: bool = False  # model download gets 401 from Hugging Face
     pull_secret_rejected: bool = False  # registry.redhat.io answers 401: ImagePullBackOff
     compile_factor: float = 1.0  # XLA compile time multiplier
+    kserve_version: str = DEFAULT_KSERVE_VERSION  # the KServe release step 4 installs (KSERVE_VERSIONS)
     flaky: FlakySpec | None = None
 
     def permits(self, permission: str) -> bool:
@@ -88,6 +96,8 @@ class Scenario:
                 overrides = dict(overrides, **{k: tuple(overrides[k])})
         if overrides.get("credentials", self.credentials) not in CREDENTIAL_KINDS:
             raise ValueError(f"credentials must be one of: {', '.join(CREDENTIAL_KINDS)}")
+        if overrides.get("kserve_version", self.kserve_version) not in KSERVE_VERSIONS:
+            raise ValueError(f"kserve_version must be one of: {', '.join(KSERVE_VERSIONS)}")
         if overrides.get("start_state", self.start_state) not in START_STATES:
             raise ValueError(f"start_state must be one of: {', '.join(START_STATES)}")
         return dataclasses.replace(self, **overrides)
@@ -206,10 +216,17 @@ async def deploy_workload(world, cfg, full: bool) -> None:
     await _maybe_await(sim.controllers.install_operators())
     await world.settle(3600)
     # step 3: namespace + secrets; step 5: the LLMInferenceService (+ the health route)
-    for obj in [manifests.namespace(cfg), *workload_secrets(cfg)[1:], manifests.llmisvc(cfg),
-                manifests.health_route(cfg)]:
+    for obj in [manifests.namespace(cfg), *workload_secrets(cfg)[1:], manifests.llmisvc(cfg)]:
         apply_object(sim.store, obj, namespace=cfg.namespace)
     await world.settle(3600)
+    # the health route, pointed (as the wizard does) at the InferencePool KServe created, in its group
+    group = next((g for g in manifests.INFERENCE_POOL_APIS
+                  if (t := sim.store.resolve_kind(f"{g}/{manifests.INFERENCE_POOL_APIS[g]}", "InferencePool"))
+                  is not None and sim.store.try_get(t, cfg.namespace, manifests.inference_pool_name(cfg.service))),
+                 None)
+    if group is not None:
+        apply_object(sim.store, manifests.health_route(cfg, pool_group=group), namespace=cfg.namespace)
+        await world.settle(60)
     if not full:
         return
     # step 6: EPP sidecar injection

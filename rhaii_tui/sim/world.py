@@ -238,6 +238,9 @@ class World:
         self._advance_lock: asyncio.Lock | None = None
         self._save_lock: asyncio.Lock | None = None
         self._started = False
+        # endpoints.json names the gcloud dir and kubeconfigs: it is written only once start() has
+        # written them (write_files), never while control planes come up during start()
+        self._files_ready = False
         self._resumed = False
 
     # --- paths -------------------------------------------------------------------------------
@@ -271,6 +274,7 @@ class World:
 
         self._advance_lock = asyncio.Lock()
         self._save_lock = asyncio.Lock()
+        self._files_ready = False
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
             os.chmod(self.state_dir, 0o700)
@@ -292,6 +296,7 @@ class World:
             from .scenarios import build_start_state
 
             await build_start_state(self)
+        self._files_ready = True
         self.write_files()
         await self.save()
         tick = max(0.02, min(0.5, 2.0 / self.clock.speed))
@@ -476,9 +481,11 @@ class World:
         return self.state_dir / f"kubeconfig-{c.name}"
 
     def write_files(self, gcloud: bool = True) -> None:
-        if not self._started:
+        """The gcloud config dir and the kubeconfigs, then (last, atomically) endpoints.json, which
+        names them: whenever endpoints.json exists, every path in it does."""
+        if not self._started or not self._files_ready:
             return
-        if gcloud:
+        if gcloud or not (self.gcloud_dir / "configurations" / "config_default").is_file():
             self._write_gcloud_config()
         for c in self.clusters.values():
             sim = self.sims.get(c.key)

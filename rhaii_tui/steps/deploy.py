@@ -2,6 +2,10 @@
 
 - `rendered(cfg)` / `rendered_yaml(cfg)`: the object and its YAML, for the preview pane.
 - `apply(ctx)`: server-side apply of the LLMInferenceService (and the health HTTPRoute): idempotent.
+  The health route's backend is the InferencePool KServe created, in the API group it created it
+  in (3.4.0-ea.1: inference.networking.x-k8s.io/v1alpha2, ea.2: inference.networking.k8s.io/v1):
+  `kserve_pools(session, cfg)` lists both groups, `apply_health_route` waits for the pool and
+  points the route at it.
 - `probe(ctx)`: done when the LLMInferenceService is Ready=True and N workload pods are 1/1 on N
   distinct TPU nodes; in progress with a summary like "2/3 pods ready, replica 3 compiling for
   4m"; failed with the diagnosis (steps/diagnose.py) when a pod is in a failure state or cannot be
@@ -57,20 +61,93 @@ def workload_selector(cfg: DeployConfig) -> str:
     return m.label_selector(m.workload_labels(cfg.service))
 
 
-def apply(ctx: Any, *, health_route: bool = True) -> list[str]:
-    """Server-side apply of the LLMInferenceService (and the health HTTPRoute). Idempotent: applying
+POOL_WAIT_SECONDS = 30.0  # wall seconds apply waits for KServe to create the InferencePool
+
+
+def apply(ctx: Any, *, health_route: bool = True, pool_wait: float = POOL_WAIT_SECONDS) -> list[str]:
+    """Server-side apply of the LLMInferenceService (and the health HTTPRoute, once KServe has
+    created the InferencePool it points at: up to `pool_wait` wall seconds). Idempotent: applying
     the same config again changes nothing. Returns what was applied. Raises CloudError."""
     cfg = ctx.cfg
     try:
-        objs = [rendered(cfg)] + ([m.health_route(cfg)] if health_route else [])
+        obj = rendered(cfg)
     except ValueError as e:
         raise CloudError("unknown", str(e), "Fix the configuration (step configure), then apply again.") from None
     session = ctx.kube()
-    done = []
-    for obj in objs:
-        session.apply(obj, obj["metadata"].get("namespace") or cfg.namespace)
-        done.append(f"{obj['kind']}/{obj['metadata']['name']}")
+    session.apply(obj, obj["metadata"].get("namespace") or cfg.namespace)
+    done = [f"{obj['kind']}/{obj['metadata']['name']}"]
+    if health_route:
+        done.append(apply_health_route(ctx, session, wait=pool_wait))
     return done
+
+
+def _owned_by_service(obj: Mapping, cfg: DeployConfig) -> bool:
+    return any(o.get("kind") == "LLMInferenceService" and o.get("name") == cfg.service
+               for o in (obj.get("metadata") or {}).get("ownerReferences") or [])
+
+
+def kserve_pools(session: Any, cfg: DeployConfig) -> list[tuple[str, str, dict[str, Any]]]:
+    """(group, version, pool) of every InferencePool in the namespace that the LLMInferenceService
+    owns, over both InferencePool APIs (a group the cluster does not serve is skipped)."""
+    out = []
+    for group, version in m.INFERENCE_POOL_APIS.items():
+        try:
+            items = session.list(f"{group}/{version}", "InferencePool", cfg.namespace)
+        except CloudError as e:
+            if e.kind == "not_found":
+                continue
+            raise
+        out += [(group, version, p) for p in items if _owned_by_service(p, cfg)]
+    return out
+
+
+def served_pool_groups(session: Any) -> list[str]:
+    """The InferencePool API groups the cluster serves."""
+    out = []
+    for group, version in m.INFERENCE_POOL_APIS.items():
+        try:
+            session.resource(f"{group}/{version}", "InferencePool")
+        except CloudError as e:
+            if e.kind == "not_found":
+                continue
+            raise
+        out.append(group)
+    return out
+
+
+def kserve_pool_group(session: Any, cfg: DeployConfig) -> str | None:
+    """The API group of the InferencePool KServe created for the service (None: none yet). With a
+    pool in each group (left over by an upgrade), the one KServe's own route points at."""
+    pools = kserve_pools(session, cfg)
+    groups = [g for g, _v, p in pools if (p.get("metadata") or {}).get("name") == m.inference_pool_name(cfg.service)] \
+        or [g for g, _v, _p in pools]
+    if len(groups) > 1:
+        route = session.get(m.HTTPROUTE_API_VERSION, "HTTPRoute", m.route_name(cfg.service), cfg.namespace) or {}
+        named = {b.get("group") for r in (route.get("spec") or {}).get("rules") or []
+                 for b in r.get("backendRefs") or [] if b.get("kind") == "InferencePool"}
+        groups = [g for g in groups if g in named] or groups
+    return groups[0] if groups else None
+
+
+def apply_health_route(ctx: Any, session: Any = None, *, wait: float = 0.0, poll: float = 0.5) -> str:
+    """Apply the health HTTPRoute pointing at the InferencePool KServe created (its group), waiting
+    up to `wait` wall seconds for the pool. Returns what happened (one line). Raises CloudError."""
+    cfg = ctx.cfg
+    session = session or ctx.kube()
+    name = m.health_route_name(cfg.service)
+    deadline = time.monotonic() + wait
+    while True:
+        group = kserve_pool_group(session, cfg)
+        if group is not None or time.monotonic() >= deadline:
+            break
+        time.sleep(poll)
+    if group is None:
+        return (f"HTTPRoute/{name} not applied yet: KServe has not created InferencePool "
+                f"{m.inference_pool_name(cfg.service)} (looked in {' and '.join(m.INFERENCE_POOL_APIS)}); "
+                "apply step 5 again once the service is Ready")
+    obj = m.health_route(cfg, pool_group=group)
+    session.apply(obj, cfg.namespace)
+    return f"HTTPRoute/{name} (to InferencePool {group}/{m.INFERENCE_POOL_APIS[group]})"
 
 
 def commands(ctx: Any) -> list[str]:
@@ -322,6 +399,11 @@ def run(ctx: Any, on_line: Callable[[str], None] | None = None, *, stop: threadi
     st = wait_ready(ctx, timeout, poll=poll, stop=stop, on_state=report)
     if st.status is Status.FAILED and st.detail:
         say(st.detail)
+    if st.status is Status.DONE:  # the pool exists now: (re)point the health route at its group
+        try:
+            say(f"applied {apply_health_route(ctx)} (server-side)")
+        except CloudError as e:
+            say(f"health route: {e.message}")
     return st
 
 
@@ -500,5 +582,6 @@ class DeployWatch:
         return self.assessment().diagnoses
 
 
-__all__ = ["run", "rendered", "rendered_yaml", "apply", "probe", "assess", "DeployAssessment", "DeployWatch",
+__all__ = ["run", "rendered", "rendered_yaml", "apply", "apply_health_route", "kserve_pools", "kserve_pool_group",
+           "served_pool_groups", "probe", "assess", "DeployAssessment", "DeployWatch",
            "wait_ready", "commands", "workload_selector", "llmisvc_ready"]

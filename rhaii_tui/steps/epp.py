@@ -10,6 +10,10 @@ routed by cache affinity.
   pod terminates and the new one starts, until a pod is Ready 2/2 with istio-proxy; on timeout it
   returns a FAILED StepState with a diagnosis (never hangs).
 - `probe(ctx)` / `assess(deployment, pods)`: done when the label is set and an EPP pod is 2/2.
+- The Deployment is KServe's: a KServe upgrade or a change of its scheduler template replaces the
+  pod template and drops the label. `label_removed(...)` notices it (an earlier ReplicaSet of the
+  same Deployment had the label, or the wizard remembers patching this Deployment, state key
+  `epp_label_applied` = its uid) and the probe says so: FAILED, re-applying step 6 restores it.
 """
 
 from __future__ import annotations
@@ -43,6 +47,32 @@ def epp_selector(cfg: DeployConfig) -> str:
     return m.label_selector(m.epp_labels(cfg.service))
 
 
+LABEL_MEMORY_KEY = "epp_label_applied"  # state file: uid of the Deployment step 6 labelled
+
+
+def _template_labels(obj: Mapping) -> Mapping:
+    return (((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+
+
+def label_removed(deployment: Any, replicasets: Iterable[Any] = (), remembered_uid: str | None = None) -> bool:
+    """The label is not on the Deployment's pod template now, but it was on this Deployment before:
+    one of its (older) ReplicaSets carries it, or the wizard remembers labelling this Deployment."""
+    dep = as_dict(deployment)
+    if not needs_patch(dep):
+        return False
+    uid = (dep.get("metadata") or {}).get("uid")
+    if uid and remembered_uid == uid:
+        return True
+    for rs in replicasets:
+        rs = as_dict(rs)
+        owners = (rs.get("metadata") or {}).get("ownerReferences") or []
+        if uid and not any(o.get("uid") == uid for o in owners):
+            continue
+        if str(_template_labels(rs).get(INJECT_LABEL, "")).lower() == "true":
+            return True
+    return False
+
+
 PATCH_BODY = {"spec": {"template": {"metadata": {"labels": {INJECT_LABEL: "true"}}}}}
 
 
@@ -69,7 +99,9 @@ def patch(ctx: Any) -> bool:
     if dep is None:
         raise CloudError("not_found", f"Deployment {name} does not exist in {cfg.namespace}.",
                          "Deploy the LLMInferenceService first (step 5): KServe creates the EPP scheduler.")
+    uid = (dep.get("metadata") or {}).get("uid")
     if not needs_patch(dep):
+        _remember(ctx, uid)
         return False
     info = session.resource("apps/v1", "Deployment")
     try:
@@ -79,7 +111,14 @@ def patch(ctx: Any) -> bool:
         from ..cloud.kube import kube_error
 
         raise kube_error(e, f"patch deployment {name}") from None
+    _remember(ctx, uid)
     return True
+
+
+def _remember(ctx: Any, uid: str | None) -> None:
+    record = getattr(ctx, "record", None)
+    if uid and record is not None and (getattr(ctx, "saved", lambda: {})() or {}).get(LABEL_MEMORY_KEY) != uid:
+        record(**{LABEL_MEMORY_KEY: uid})
 
 
 def commands(ctx: Any) -> list[str]:
@@ -162,12 +201,20 @@ def diagnose_rollout(cfg: DeployConfig, pods: list[EppPod], waited: float | None
 
 
 def assess(cfg: DeployConfig, deployment: Any, pods: Iterable[Any], *, now: float | None = None,
-           time_scale: float = 1.0) -> StepState:
+           time_scale: float = 1.0, removed: bool = False) -> StepState:
+    """`removed`: the label was on this Deployment before (see label_removed)."""
     if deployment is None:
         return StepState(Status.NOT_STARTED, f"Deployment {deployment_name(cfg)} does not exist yet.",
                          fix="Deploy the LLMInferenceService first (step 5).")
     eps = epp_pods(pods, now=now, time_scale=time_scale)
     data = {"pods": [e.to_dict() for e in eps], "labelled": not needs_patch(deployment), "why": WHY}
+    if needs_patch(deployment) and removed:
+        data["label_removed"] = True
+        return StepState(Status.FAILED, f"The label {INJECT_LABEL}=true was removed from {deployment_name(cfg)}'s "
+                                        "pod template (KServe replaced the template, e.g. on an upgrade).",
+                         detail="The EPP pods lose their istio-proxy sidecar on the next rollout: the gateway's "
+                                "ext_proc call fails and requests are no longer routed by cache affinity.",
+                         fix="Apply step 6 again: it re-adds the label and restores the sidecar.", data=data)
     if needs_patch(deployment):
         return StepState(Status.NOT_STARTED, f"Sidecar injection is not enabled on {deployment_name(cfg)}.",
                          fix="Apply step 6 (adds the pod template label sidecar.istio.io/inject=true).", data=data)
@@ -194,9 +241,15 @@ def probe(ctx: Any) -> StepState:
             return StepState(Status.NOT_STARTED, "The cluster is not ready yet (step 2).")
         dep = session.get("apps/v1", "Deployment", deployment_name(cfg), cfg.namespace)
         pods = session.list("v1", "Pod", cfg.namespace, label_selector=epp_selector(cfg)) if dep else []
+        removed = False
+        if dep is not None and needs_patch(dep):
+            remembered = (getattr(ctx, "saved", lambda: {})() or {}).get(LABEL_MEMORY_KEY)
+            rsets = [] if remembered and remembered == (dep.get("metadata") or {}).get("uid") else \
+                session.list("apps/v1", "ReplicaSet", cfg.namespace, label_selector=epp_selector(cfg))
+            removed = label_removed(dep, rsets, remembered)
     except CloudError as e:
         return StepState(Status.FAILED, e.message, fix=e.fix, data={"error_kind": e.kind})
-    return assess(cfg, dep, pods, time_scale=time_scale_of(ctx))
+    return assess(cfg, dep, pods, time_scale=time_scale_of(ctx), removed=removed)
 
 
 # --- the action with its live rollout ------------------------------------------------------------
@@ -319,5 +372,6 @@ def run(ctx: Any, on_line: Callable[[str], None] | None = None, *, stop: threadi
     return st
 
 
-__all__ = ["run", "WHY", "PATCH_BODY", "needs_patch", "has_sidecar", "patch", "follow_rollout", "apply", "probe",
+__all__ = ["run", "WHY", "PATCH_BODY", "needs_patch", "label_removed", "LABEL_MEMORY_KEY", "has_sidecar", "patch",
+           "follow_rollout", "apply", "probe",
            "assess", "epp_pods", "diagnose_rollout", "deployment_name", "epp_selector", "commands", "EppPod"]

@@ -75,8 +75,15 @@ def secret_statuses(ctx: StepContext) -> list[SecretStatus]:
 
 
 def ensure_namespace(ctx: StepContext) -> bool:
-    """Create the workload namespace when absent. True when it was created now."""
-    return ctx.kube().ensure_namespace(ctx.cfg.namespace, labels={"app.kubernetes.io/managed-by": "rhaii-tui"})
+    """Create the workload namespace when absent (the same Namespace object render-manifests
+    writes). True when it was created now."""
+    from .. import manifests
+
+    try:
+        labels = (manifests.namespace(ctx.cfg).get("metadata") or {}).get("labels") or {}
+    except ValueError:  # a config that cannot render: the namespace name itself is checked below
+        labels = manifests.MANAGED_BY_LABELS
+    return ctx.kube().ensure_namespace(ctx.cfg.namespace, labels=dict(labels))
 
 
 def preview(ctx: StepContext, secrets: SecretsInput | None = None) -> dict[str, Any]:

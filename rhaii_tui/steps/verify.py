@@ -10,6 +10,11 @@ the answer — and a fix when it fails):
                "via gateway 1.2.3.4" (http://<gateway address>/<namespace>/<service>), or, when the
                gateway `inference-gateway` in `opendatahub` has no address, "via Kubernetes service
                proxy (gateway has no address)" (the workload Service through the Kubernetes API);
+- `route`      (through the gateway) the health HTTPRoute's backend resolves: the InferencePool it
+               names exists in the API group it names (KServe 3.4.0-ea.1 writes its pool in
+               inference.networking.x-k8s.io, ea.2 in inference.networking.k8s.io) and the route's
+               status does not say ResolvedRefs=False; else it names the group it expected and
+               what KServe created;
 - `health`     GET /health;
 - `models`     GET /v1/models lists `/mnt/models`;
 - `completion` POST /v1/completions answers with "choices";
@@ -385,6 +390,51 @@ def check_access(access: ServiceAccess) -> CheckResult:
                        data=access.to_dict())
 
 
+def check_health_route(ctx: Any, kube: Any) -> CheckResult:
+    """The health HTTPRoute's InferencePool backend resolves (see the module docstring)."""
+    from .deploy import kserve_pools
+
+    cfg = ctx.cfg
+    name = manifests.health_route_name(cfg.service)
+    title = f"HTTPRoute {name} resolves its InferencePool"
+    again = "Apply step 5 again: it points the health route at the InferencePool KServe created, in its API group."
+    try:
+        route = kube.get(manifests.HTTPROUTE_API_VERSION, "HTTPRoute", name, cfg.namespace)
+        pools = kserve_pools(kube, cfg)
+    except CloudError as e:
+        return CheckResult("route", title, False, e.message, e.fix, at=time.time())
+    made = ", ".join(f"{(p.get('metadata') or {}).get('name')} in {g}/{v}" for g, v, p in pools)
+    made = f"KServe created InferencePool {made}" if made else "KServe has created no InferencePool for the service"
+    if route is None:
+        return CheckResult("route", title, False, f"HTTPRoute {cfg.namespace}/{name} not found; {made}", again,
+                           at=time.time())
+    backend = next((b for r in (route.get("spec") or {}).get("rules") or [] for b in r.get("backendRefs") or []
+                    if b.get("kind") == "InferencePool"), None)
+    if backend is None:
+        return CheckResult("route", title, False, f"HTTPRoute {name} has no InferencePool backend; {made}", again,
+                           at=time.time())
+    group = backend.get("group") or ""
+    bname = backend.get("name") or ""
+    resolved = next((c for p in (route.get("status") or {}).get("parents") or [] for c in p.get("conditions") or []
+                     if c.get("type") == "ResolvedRefs"), None)
+    found = next(((g, v) for g, v, p in pools if g == group and (p.get("metadata") or {}).get("name") == bname), None)
+    data = {"group": group, "pool": bname,
+            "pools": [[g, v, (p.get("metadata") or {}).get("name")] for g, v, p in pools]}
+    if found is not None and (resolved is None or str(resolved.get("status")) != "False"):
+        return CheckResult("route", title, True, f"to InferencePool {bname} ({found[0]}/{found[1]})"
+                           + (", ResolvedRefs=True" if resolved is not None else ""), at=time.time(), data=data)
+    why = []
+    if resolved is not None and str(resolved.get("status")) == "False":
+        why.append("ResolvedRefs=False" + (f" ({resolved.get('reason')}: {resolved.get('message')})"
+                                           if resolved.get("reason") else ""))
+    if found is None:
+        why.append(f"no InferencePool {bname} in {group}")
+    evidence = f"expects InferencePool {bname} in {group}: {'; '.join(why)}; {made}"
+    fix = again if pools else ("KServe has not created the pool: check the LLMInferenceService's InferencePoolReady "
+                               "condition (step 5) and the KServe controller (step 4).")
+    return CheckResult("route", title, False, evidence, fix, at=time.time(), data=data)
+
+
 _FIX = {
     "health": "Check the health route (step 5's httproute-health) and that the pods are Ready.",
     "models": "The service must list /mnt/models: check the LLMInferenceService's model and the vLLM log (step 11).",
@@ -424,6 +474,8 @@ def run_verify(ctx: Any, on_result: Callable[[CheckResult], None] | None = None,
         add(CheckResult("access", "Service reachable", False, e.message, e.fix, at=time.time()))
         return out
     add(check_access(access))
+    if access.via == VIA_GATEWAY:  # the health route is the gateway's; the service proxy bypasses it
+        add(check_health_route(ctx, kube))
 
     with access.client(timeout_s) as client:
         t0 = time.perf_counter()

@@ -12,15 +12,26 @@ For an LLMInferenceService <svc> in <ns> (names and labels as rhaii_tui/manifest
   app.kubernetes.io/component=llminferenceservice-router-scheduler; containers of
   spec.router.scheduler.template merge by name into KServe's default), Service
   <svc>-epp-service (9002 grpc, 9003 grpc-health, 9090 metrics) and InferencePool
-  <svc>-inference-pool (inference.networking.k8s.io/v1 when served, else x-k8s v1alpha2);
+  <svc>-inference-pool in the API of the KServe release installed (label app.kubernetes.io/version
+  on kserve-controller-manager, from the scenario knob kserve_version): 3.4.0-ea.1 writes
+  inference.networking.x-k8s.io/v1alpha2 (selector, targetPortNumber, extensionRef), 3.4.0-ea.2
+  inference.networking.k8s.io/v1 (selector.matchLabels, targetPorts, endpointPickerRef); both with
+  failureMode FailOpen, as the releases' kserve-config-llm-scheduler writes it. No pool when that
+  release's CRD is not served;
 - Service <svc>-kserve-workload-svc (8000 https);
 - with spec.router.route: HTTPRoute <svc>-kserve-route on the gateway (default
-  opendatahub/inference-gateway): rule 0 /<ns>/<svc>/v1/chat/completions and rule 1
-  /<ns>/<svc>/v1/completions to the InferencePool, rule 2 the /<ns>/<svc> catch-all to the
-  workload Service (URL rewrites strip the prefix);
+  opendatahub/inference-gateway), rules in the order kserve-config-llm-router-route writes them
+  (3.4.0-ea.1 and ea.2): rule 0 /<ns>/<svc>/v1/completions and rule 1 /<ns>/<svc>/v1/chat/completions
+  to the InferencePool (backendRef group = the release's pool group), rule 2 the /<ns>/<svc>
+  catch-all to the workload Service (URL rewrites strip the prefix);
 - status: observedGeneration, url/addresses from the gateway address, and the conditions KServe
   reports (HTTPRoutesReady, InferencePoolReady, MainWorkloadReady, PresetsCombined, RouterReady,
   SchedulerWorkloadReady, WorkloadsReady, Ready).
+
+A KServe upgrade (the controller's version label changes, e.g. 3.4.0-ea.1 -> ea.2) re-renders every
+service: the pool moves to the new release's API (the old one is deleted), the route names the new
+group, and the scheduler Deployment's pod template is replaced as the new release writes it (labels
+others added to it, such as the guide's step 6 label, are gone).
 
 Pod templates carry the annotation sidecar.istio.io/inject="false" (no sidecar even in a namespace
 labelled istio-injection=enabled); the guide's label sidecar.istio.io/inject=true on the EPP
@@ -93,6 +104,12 @@ def epp_labels(svc: str) -> dict[str, str]:
             "app.kubernetes.io/name": svc, "app.kubernetes.io/part-of": "llminferenceservice"}
 
 
+# The InferencePool API each KServe release writes (its kserve-config-llm-scheduler/-router-route).
+POOL_API_BY_KSERVE: dict[str, tuple[str, str]] = {
+    "3.4.0-ea.1": ("inference.networking.x-k8s.io", "v1alpha2"),
+    "3.4.0-ea.2": ("inference.networking.k8s.io", "v1"),
+}
+DEFAULT_KSERVE_VERSION = "3.4.0-ea.1"
 STORAGE_INITIALIZER_IMAGE = "quay.io/opendatahub/kserve-storage-initializer:v0.15"
 EPP_DEFAULT_IMAGE = "ghcr.io/llm-d/llm-d-inference-scheduler:v0.3.1"
 TLS_DIR = "/var/run/kserve/tls"
@@ -148,6 +165,12 @@ class LLMISvcController:
                 return
             self.ctl.enqueue(("llmisvc", md["namespace"], md["name"]))
             return
+        if rtype.key == self.dt.key and md.get("name") == "kserve-controller-manager" \
+                and md.get("namespace") == GATEWAY_NAMESPACE:
+            old_v = (((old or {}).get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/version")
+            if old is not None and old_v != labels.get("app.kubernetes.io/version"):
+                self._all()  # an upgrade: every service is re-rendered by the new release
+            return
         if rtype.key == self.pt.key:
             if labels.get("control-plane") == "kserve-controller-manager":
                 if old is None or pod_ready(old) != pod_ready(obj) or etype == "DELETED":
@@ -176,9 +199,18 @@ class LLMISvcController:
             return refs[0].get("namespace") or GATEWAY_NAMESPACE, refs[0].get("name") or GATEWAY_NAME
         return GATEWAY_NAMESPACE, GATEWAY_NAME
 
+    def kserve_version(self) -> str:
+        """The installed release: the kserve-controller-manager's version label (else the knob)."""
+        dep = self.store.try_get(self.dt, GATEWAY_NAMESPACE, "kserve-controller-manager")
+        v = ((dep or {}).get("metadata", {}).get("labels") or {}).get("app.kubernetes.io/version")
+        return v if v in POOL_API_BY_KSERVE else self.ctl.knob("kserve_version", DEFAULT_KSERVE_VERSION)
+
+    def pool_group(self) -> str:
+        return POOL_API_BY_KSERVE.get(self.kserve_version(), POOL_API_BY_KSERVE[DEFAULT_KSERVE_VERSION])[0]
+
     def _pool_type(self):
-        return rt(self.store, "inferencepools", "inference.networking.k8s.io") or \
-            rt(self.store, "inferencepools", "inference.networking.x-k8s.io")
+        """The InferencePool type of the installed release (None while its CRD is not served)."""
+        return rt(self.store, "inferencepools", self.pool_group())
 
     def workload_deployment(self, svc_obj: Obj) -> Obj:
         svc = svc_obj["metadata"]["name"]
@@ -236,8 +268,7 @@ class LLMISvcController:
         svc = svc_obj["metadata"]["name"]
         ns = svc_obj["metadata"]["namespace"]
         sched = ((svc_obj.get("spec") or {}).get("router") or {}).get("scheduler") or {}
-        pool_t = self._pool_type()
-        group = pool_t.group if pool_t is not None else "inference.networking.k8s.io"
+        group = self.pool_group()
         default = {
             "name": "main", "image": EPP_DEFAULT_IMAGE, "imagePullPolicy": "IfNotPresent",
             "args": ["--pool-name", inference_pool_name(svc), "--pool-namespace", ns, "--pool-group", group,
@@ -271,7 +302,20 @@ class LLMISvcController:
                      "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}},
         }
 
-    def _ensure_deployment(self, desired: Obj, full: bool) -> Obj | None:
+    def _stale_pools(self, ns: str, svc: str) -> list[tuple[Any, Obj]]:
+        """The service's pools in an API the installed release does not write (left by an upgrade)."""
+        out = []
+        for group in POOL_API_BY_KSERVE.values():
+            t = rt(self.store, "inferencepools", group[0])
+            if t is None or group[0] == self.pool_group():
+                continue
+            p = self.store.try_get(t, ns, inference_pool_name(svc))
+            if p is not None and any(r.get("kind") == "LLMInferenceService" and r.get("name") == svc
+                                     for r in p["metadata"].get("ownerReferences") or []):
+                out.append((t, p))
+        return out
+
+    def _ensure_deployment(self, desired: Obj, full: bool, replace: bool = False) -> Obj | None:
         ns, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
         cur = self.store.try_get(self.dt, ns, name)
         if cur is None:
@@ -283,6 +327,10 @@ class LLMISvcController:
             tmd = (o["spec"].get("template") or {}).get("metadata") or {}
             want = copy.deepcopy(desired["spec"])
             wmd = want["template"].setdefault("metadata", {})
+            if replace:  # a new release writes its own template: what others added is gone
+                o["spec"] = want
+                o["metadata"].setdefault("labels", {}).update(desired["metadata"]["labels"])
+                return
             # keep labels/annotations others added to the pod template (e.g. sidecar injection)
             wmd["labels"] = {**(tmd.get("labels") or {}), **(wmd.get("labels") or {})}
             if tmd.get("annotations") or wmd.get("annotations"):
@@ -312,12 +360,12 @@ class LLMISvcController:
         sel = workload_labels(svc)
         if pt.group == "inference.networking.k8s.io":
             spec = {"selector": {"matchLabels": sel}, "targetPorts": [{"number": 8000}],
-                    "endpointPickerRef": {"group": "", "kind": "Service", "name": epp_service_name(svc),
-                                          "port": {"number": 9002}, "failureMode": "FailClose"}}
+                    "endpointPickerRef": {"kind": "Service", "name": epp_service_name(svc),
+                                          "port": {"number": 9002}, "failureMode": "FailOpen"}}
         else:
             spec = {"selector": sel, "targetPortNumber": 8000,
-                    "extensionRef": {"group": "", "kind": "Service", "name": epp_service_name(svc),
-                                     "portNumber": 9002, "failureMode": "FailClose"}}
+                    "extensionRef": {"kind": "Service", "name": epp_service_name(svc),
+                                     "failureMode": "FailOpen"}}
         name = inference_pool_name(svc)
         cur = self.store.try_get(pt, ns, name)
         if cur is None:
@@ -355,9 +403,8 @@ class LLMISvcController:
         svc = svc_obj["metadata"]["name"]
         ns = svc_obj["metadata"]["namespace"]
         base = f"/{ns}/{svc}"
-        pt = self._pool_type()
-        if scheduler and pt is not None:
-            pool_backend = {"group": pt.group, "kind": "InferencePool", "name": inference_pool_name(svc),
+        if scheduler:  # the release's template names its pool group, served or not
+            pool_backend = {"group": self.pool_group(), "kind": "InferencePool", "name": inference_pool_name(svc),
                             "port": 8000, "weight": 1}
         else:
             pool_backend = {"group": "", "kind": "Service", "name": workload_service_name(svc), "port": 8000,
@@ -376,8 +423,8 @@ class LLMISvcController:
                          "ownerReferences": [owner_ref(svc_obj)]},
             "spec": {"parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gw_name,
                                      "namespace": gw_ns}],
-                     "rules": [rule(f"{base}/v1/chat/completions", "/v1/chat/completions", pool_backend),
-                               rule(f"{base}/v1/completions", "/v1/completions", pool_backend),
+                     "rules": [rule(f"{base}/v1/completions", "/v1/completions", pool_backend),
+                               rule(f"{base}/v1/chat/completions", "/v1/chat/completions", pool_backend),
                                rule(base, "/", svc_backend)]},
         }
 
@@ -398,6 +445,14 @@ class LLMISvcController:
         router = spec.get("router") or {}
         scheduler = "scheduler" in router and router.get("scheduler") is not None
         gw_ns, gw_name = self._gateway_ref(obj)
+        stale = self._stale_pools(ns, name)
+        upgraded = bool(stale)  # the pool is in the previous release's API: re-render everything
+        full = full or upgraded
+        for t, p in stale:
+            try:
+                self.store.delete(t, ns, p["metadata"]["name"])
+            except ApiError:
+                pass
 
         try_create(self.store, self.st, {
             "metadata": {"name": tls_secret_name(name), "namespace": ns, "ownerReferences": [owner_ref(obj)],
@@ -412,7 +467,7 @@ class LLMISvcController:
                                "appProtocol": "https"}], obj)
         epp = pool = route = None
         if scheduler:
-            epp = self._ensure_deployment(self.epp_deployment(obj), full)
+            epp = self._ensure_deployment(self.epp_deployment(obj), full, replace=upgraded)
             self._ensure_service(ns, epp_service_name(name), epp_labels(name), [
                 {"name": "grpc", "port": 9002, "protocol": "TCP", "targetPort": 9002, "appProtocol": "http2"},
                 {"name": "grpc-health", "port": 9003, "protocol": "TCP", "targetPort": 9003, "appProtocol": "http2"},

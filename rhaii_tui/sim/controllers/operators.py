@@ -43,6 +43,7 @@ from .common import (
 )
 
 ISTIO_VERSION = "1.27.5"
+KSERVE_VERSION = "3.4.0-ea.1"  # what the upstream installer pins (values.yaml kserveChartVersion)
 LB_DELAY = 100.0  # sim seconds from a Ready gateway pod to its load balancer address
 STEP_OFFSETS = (0.0, 25.0, 110.0, 150.0, 260.0, 310.0, 360.0, 480.0)
 INSTALL_NS = "cert-manager-operator"
@@ -267,13 +268,16 @@ class Operators:
         self._crds("inference-extension")
         self._crds("kserve")
         self._ns(GATEWAY_NAMESPACE)
-        self._deploy(deployment(GATEWAY_NAMESPACE, "kserve-controller-manager",
-                                {"control-plane": "kserve-controller-manager",
-                                 "app.kubernetes.io/name": "kserve-controller-manager"},
-                                "quay.io/opendatahub/kserve-controller:v0.15",
-                                args=["--metrics-addr=127.0.0.1:8080", "--leader-elect"],
-                                ports=[{"containerPort": 9443, "name": "webhook-server"}],
-                                cpu="100m", memory="300Mi", service_account="kserve-controller-manager"))
+        ctrl = deployment(GATEWAY_NAMESPACE, "kserve-controller-manager",
+                          {"control-plane": "kserve-controller-manager",
+                           "app.kubernetes.io/name": "kserve-controller-manager"},
+                          "quay.io/opendatahub/kserve-controller:v0.15",
+                          args=["--metrics-addr=127.0.0.1:8080", "--leader-elect"],
+                          ports=[{"containerPort": 9443, "name": "webhook-server"}],
+                          cpu="100m", memory="300Mi", service_account="kserve-controller-manager")
+        # the chart's release (scenario knob kserve_version): which InferencePool API KServe writes
+        ctrl["metadata"]["labels"]["app.kubernetes.io/version"] = self.ctl.knob("kserve_version", KSERVE_VERSION)
+        self._deploy(ctrl)
         cfg = rt(self.store, "llminferenceserviceconfigs", "serving.kserve.io")
         for name, spec in (
             ("kserve-config-llm-template", {"template": {"containers": [{"name": "main", "image": "vllm"}]}}),
