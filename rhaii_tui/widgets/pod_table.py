@@ -36,6 +36,7 @@ from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowKey
 
 # a shown cell: (text, style)
 Shown = tuple[str, str]
+TABLE_MUTED = "$foreground-darken-3"  # muted text in table cells (>= 4.5:1 on the default themes)
 
 SEVERITY_STYLE: dict[str, str] = {
     "ok": "",
@@ -158,6 +159,10 @@ class KeyedTable(DataTable):
     @staticmethod
     def _content(shown: Shown) -> Content:
         text, style = shown
+        # `$text-muted` is an "auto" colour (a share of the text colour that contrasts with the
+        # background), and a table cell has no background of its own to contrast with: it came out
+        # black on the dark theme. A fixed muted colour of the theme reads on every row.
+        style = style.replace("$text-muted", TABLE_MUTED)
         return Content.styled(text, style) if style else Content(text)
 
     # writing -------------------------------------------------------------------------------------
