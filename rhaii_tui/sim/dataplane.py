@@ -25,8 +25,9 @@ ReplacePrefixMatch, then the backend:
       entries per pod, learned from the EPP's own decisions), weight 1.0, plus a queue scorer
       (fewest requests in flight, normalized to [0, 1]) weight 0.5; ties are broken at random.
   Without the ext_proc EnvoyFilter the pool is load-balanced like a Service (no affinity).
-- NetworkPolicies (when rhaii_tui.cloud.netpol is importable) are enforced for gateway -> vLLM
-  :8000 and gateway -> EPP :9002: a blocked connection answers 503 "upstream connect error".
+- NetworkPolicies are evaluated by the emulator's own evaluator (sim/netpol.py, never the wizard's)
+  for gateway -> vLLM :8000 and gateway -> EPP :9002: a blocked connection answers 503 "upstream
+  connect error".
 No route: 404; no Ready endpoint: 503 "no healthy upstream".
 
 Replicas. Each Ready workload pod (a pod whose container runs vLLM) is a `vllm.Replica` (keyed
@@ -64,6 +65,7 @@ from .controllers.common import (
     pod_ready,
     rt,
 )
+from .netpol import evaluate as evaluate_netpol, pod_party
 from .store import match_label_selector
 from .vllm import VLLM_VERSION, ApiFailure, LatencyModel, Replica, chat_prompt, is_vllm_container, \
     parse_vllm_args, stream_chunks, tokenize
@@ -243,26 +245,9 @@ class _Snapshot:
         key = (src["metadata"]["uid"], dst["metadata"]["uid"], port)
         if key in self._reach:
             return self._reach[key]
-        ok = True
-        try:
-            from ..cloud import netpol
-
-            def ep(p: Obj):
-                named = {}
-                for c in p["spec"].get("containers") or []:
-                    for cp in c.get("ports") or []:
-                        if cp.get("name"):
-                            named[cp["name"]] = (int(cp.get("containerPort", 0)), cp.get("protocol", "TCP"))
-                nsl = (self.namespaces.get(p["metadata"]["namespace"], {}).get("metadata") or {}).get("labels")
-                e = netpol.pod(p["metadata"]["name"], p["metadata"]["namespace"], p["metadata"].get("labels") or {},
-                               (p.get("status") or {}).get("podIP", ""), named)
-                if nsl:
-                    import dataclasses
-                    e = dataclasses.replace(e, namespace_labels=dict(nsl))
-                return e
-            ok = netpol.can_reach(self.netpols, ep(src), ep(dst), port).allowed
-        except Exception:  # noqa: BLE001 - no calculator: no enforcement
-            ok = True
+        ns_of = self.namespaces.get
+        ok = evaluate_netpol(self.netpols, pod_party(src, ns_of(src["metadata"]["namespace"])),
+                             pod_party(dst, ns_of(dst["metadata"]["namespace"])), port).allowed
         self._reach[key] = ok
         return ok
 
