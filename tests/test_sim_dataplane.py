@@ -266,6 +266,19 @@ async def test_a_network_policy_blocking_the_gateway_gives_503():
 
 
 @pytest.mark.asyncio
+async def test_a_cluster_that_does_not_enforce_network_policy_stores_them_without_effect():
+    async with Deployed() as d:
+        d.c.enforces_network_policy = False  # created without Dataplane V2 or Calico
+        d.c.apply({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                   "metadata": {"name": "deny-all", "namespace": d.cfg.namespace},
+                   "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}})
+        async with d.session.get(d.base + "/v1/models") as r:
+            assert r.status == 200
+        status, _, _ = await d.complete("hello")
+        assert status == 200
+
+
+@pytest.mark.asyncio
 async def test_api_server_proxy_to_pods_and_services():
     async with Deployed() as d:
         app = web.Application()

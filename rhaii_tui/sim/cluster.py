@@ -225,6 +225,14 @@ def redact_secret(obj: dict) -> dict:
     return obj
 
 
+def enforcement_of(body: dict) -> bool:
+    """Whether a GKE cluster with these fields (its create body) enforces NetworkPolicies."""
+    if ((body.get("networkConfig") or {}).get("datapathProvider") or "") == "ADVANCED_DATAPATH":
+        return True
+    addon = ((body.get("addonsConfig") or {}).get("networkPolicyConfig") or {})
+    return bool((body.get("networkPolicy") or {}).get("enabled")) and not addon.get("disabled")
+
+
 class ClusterSim:
     """The Kubernetes side of one GKE cluster (see the module docstring)."""
 
@@ -252,6 +260,14 @@ class ClusterSim:
     @property
     def zone(self) -> str:
         return self.location
+
+    @property
+    def enforces_network_policy(self) -> bool:
+        """Whether this cluster's data plane enforces NetworkPolicies, from its GKE create body: GKE
+        Dataplane V2 (networkConfig.datapathProvider ADVANCED_DATAPATH), or Calico (networkPolicy
+        .enabled with the NetworkPolicy add-on). Otherwise policies are stored and never enforced."""
+        c = self.world.clusters.get(self.key)
+        return enforcement_of(c.extra if c is not None else {})
 
     @property
     def running(self) -> bool:

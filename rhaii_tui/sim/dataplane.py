@@ -27,7 +27,8 @@ ReplacePrefixMatch, then the backend:
   Without the ext_proc EnvoyFilter the pool is load-balanced like a Service (no affinity).
 - NetworkPolicies are evaluated by the emulator's own evaluator (sim/netpol.py, never the wizard's)
   for gateway -> vLLM :8000 and gateway -> EPP :9002: a blocked connection answers 503 "upstream
-  connect error".
+  connect error". Only on a cluster that enforces them (`cluster.enforces_network_policy`: created
+  with Dataplane V2 or Calico); elsewhere they are stored and have no effect, as on GKE.
 No route: 404; no Ready endpoint: 503 "no healthy upstream".
 
 Replicas. Each Ready workload pod (a pod whose container runs vLLM) is a `vllm.Replica` (keyed
@@ -201,6 +202,7 @@ class _Snapshot:
                                  == GATEWAY_NAME and not p["metadata"].get("deletionTimestamp")), None)
         self.routes = self._routes()
         self._reach: dict[tuple, bool] = {}
+        self.enforced = True  # False: the cluster stores NetworkPolicies but enforces none
 
     def _routes(self) -> list[tuple[str, Obj, int, Obj]]:
         """(path prefix, route, rule index, rule) for every rule attached to the gateway, longest first."""
@@ -240,7 +242,7 @@ class _Snapshot:
                 if pod_ready(p) and match_label_selector(sel, p["metadata"].get("labels") or {})]
 
     def reachable(self, src: Obj | None, dst: Obj, port: int) -> bool:
-        if not self.netpols or src is None:
+        if not self.netpols or src is None or not self.enforced:
             return True
         key = (src["metadata"]["uid"], dst["metadata"]["uid"], port)
         if key in self._reach:
@@ -349,7 +351,12 @@ class DataPlane:
     def snapshot(self) -> _Snapshot:
         if self._snap is None:
             self._snap = _Snapshot(self.store)
+            self._snap.enforced = self.enforces_network_policy()
         return self._snap
+
+    def enforces_network_policy(self) -> bool:
+        """The cluster's own answer (Dataplane V2 or Calico); a stand-in cluster enforces."""
+        return bool(getattr(self.cluster, "enforces_network_policy", True))
 
     def replica_for(self, pod: Obj) -> Replica | None:
         """The vLLM server of a pod (None when the pod runs no vLLM)."""
