@@ -57,7 +57,7 @@ def _c2(c: DeployConfig) -> list[str]:
     return [
         f"gcloud container clusters create {c.cluster} --project {c.project} --zone {c.zone} "
         f"--machine-type {DEFAULT_POOL_MACHINE_TYPE} --num-nodes 2 --enable-ip-alias "
-        "--enable-autoscaling --min-nodes 1 --max-nodes 5",
+        "--enable-autoscaling --min-nodes 1 --max-nodes 5 --enable-dataplane-v2",
         f"gcloud container node-pools create {TPU_POOL_NAME} --cluster {c.cluster} --project {c.project} "
         f"--zone {c.zone} --machine-type {TPU_MACHINE_TYPE} --num-nodes {c.replicas}",
         f"gcloud container clusters get-credentials {c.cluster} --project {c.project} --zone {c.zone}",

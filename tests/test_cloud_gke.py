@@ -221,6 +221,8 @@ def test_create_requests_follow_the_guide():
     assert pool0["config"]["machine_type"] == "n1-standard-4" and pool0["initial_node_count"] == 2
     assert pool0["autoscaling"] == {"enabled": True, "min_node_count": 1, "max_node_count": 5}
     assert cluster["ip_allocation_policy"]["use_ip_aliases"] is True
+    # GKE Dataplane V2: the only way step 8's NetworkPolicies are enforced, chosen at creation only
+    assert cluster["network_config"] == {"datapath_provider": "ADVANCED_DATAPATH"}
     tpu = fake.created[1]["node_pool"]
     assert tpu["name"] == "tpu-pool" and tpu["config"]["machine_type"] == "ct6e-standard-4t"
     assert tpu["initial_node_count"] == 3 and "autoscaling" not in tpu

@@ -127,6 +127,7 @@ def test_calico_enforcement_from_the_create_body():
     from rhaii_tui.sim.cluster import enforcement_of
 
     assert enforcement_of({"networkConfig": {"datapathProvider": "ADVANCED_DATAPATH"}})
+    assert enforcement_of({"networkConfig": {"datapathProvider": 2}})  # as the Python client sends it
     assert enforcement_of({"networkPolicy": {"enabled": True, "provider": "CALICO"}})
     assert not enforcement_of({"networkPolicy": {"enabled": True},
                                "addonsConfig": {"networkPolicyConfig": {"disabled": True}}})

@@ -599,7 +599,8 @@ class Gke:
     def cluster_body(self, cluster: str, *, default_nodes: int = 2, min_nodes: int = 1,
                      max_nodes: int = 5) -> dict[str, Any]:
         """The create request's cluster: the guide's default pool (n1-standard-4 x2, autoscaling 1-5),
-        IP aliases, HPA and HTTP load balancing add-ons."""
+        IP aliases, HPA and HTTP load balancing add-ons, and GKE Dataplane V2 (ADVANCED_DATAPATH), which
+        enforces step 8's NetworkPolicies and can only be chosen when the cluster is created."""
         return {
             "name": cluster,
             "description": "RHAII vLLM on TPU v6e (created by rhaii-tui)",
@@ -613,6 +614,7 @@ class Gke:
                 "management": {"auto_repair": True, "auto_upgrade": True},
             }],
             "ip_allocation_policy": {"use_ip_aliases": True},
+            "network_config": {"datapath_provider": "ADVANCED_DATAPATH"},
             "addons_config": {"horizontal_pod_autoscaling": {"disabled": False},
                               "http_load_balancing": {"disabled": False}},
         }

@@ -225,9 +225,21 @@ def redact_secret(obj: dict) -> dict:
     return obj
 
 
+DATAPATH_PROVIDERS = ("DATAPATH_PROVIDER_UNSPECIFIED", "LEGACY_DATAPATH", "ADVANCED_DATAPATH",
+                      "MIGRATE_TO_ADVANCED_DATAPATH", "MIGRATE_TO_LEGACY_DATAPATH")
+
+
+def datapath_provider(body: dict) -> str:
+    """networkConfig.datapathProvider by name (the Python client sends the enum as its number)."""
+    v = (body.get("networkConfig") or {}).get("datapathProvider")
+    if isinstance(v, int) and 0 <= v < len(DATAPATH_PROVIDERS):
+        return DATAPATH_PROVIDERS[v]
+    return str(v or "")
+
+
 def enforcement_of(body: dict) -> bool:
     """Whether a GKE cluster with these fields (its create body) enforces NetworkPolicies."""
-    if ((body.get("networkConfig") or {}).get("datapathProvider") or "") == "ADVANCED_DATAPATH":
+    if datapath_provider(body) == "ADVANCED_DATAPATH":
         return True
     addon = ((body.get("addonsConfig") or {}).get("networkPolicyConfig") or {})
     return bool((body.get("networkPolicy") or {}).get("enabled")) and not addon.get("disabled")
