@@ -188,3 +188,16 @@ def test_step_8_preview_says_the_gateway_would_be_cut_off(snap_compare):
         await pilot.pause()
 
     assert snap_compare(app_at(8), terminal_size=SIZE, run_before=run_before)
+
+
+def test_step_8_live_on_a_cluster_that_does_not_enforce_them(snap_compare):
+    async def run_before(pilot):
+        await page_ready(pilot)
+        cfg = fixed_cfg()
+        page = pilot.app.current_page
+        unenforced = netpol.Enforcement(False, cluster=cfg.cluster)
+        page.show_report("live", netpol.report(netpol.rendered(cfg), cfg, enforced=unenforced, live=True))
+        page.query_one("#np-tabs").active = "np-tab-live"
+        await pilot.pause()
+
+    assert snap_compare(app_at(8), terminal_size=SIZE, run_before=run_before)

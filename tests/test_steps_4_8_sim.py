@@ -349,6 +349,36 @@ def test_netpol_skip_is_remembered_and_apply_keeps_the_gateway_paths(make_sim_wo
     st = netpol.probe(ctx)
     assert st.status is Status.DONE, st
     assert sorted(st.data["present"]) == sorted(m.NETWORK_POLICY_NAMES)
+    assert "enforced by GKE Dataplane V2" in st.summary and rep.isolated
+
+
+def test_netpol_on_a_cluster_that_does_not_enforce_them_never_says_isolated(make_sim_world, tmp_path):
+    from rhaii_tui.cloud.gke import CloudError
+
+    world = make_sim_world("no-netpol-enforcement", speed=SPEED)
+    ctx = make_ctx(world, tmp_path)
+    secrets_step.ensure_namespace(ctx)
+    st = netpol.probe(ctx)
+    assert st.status is Status.NOT_STARTED and "does not enforce" in st.summary
+    assert "--update-addons=NetworkPolicy=ENABLED" in st.fix and "--enable-network-policy" in st.fix
+    assert "--enable-dataplane-v2" in st.fix and "recreates every node" in st.fix
+    pv = netpol.preview(ctx)
+    assert pv.enforced is False and not pv.isolated
+    with pytest.raises(CloudError) as e:
+        netpol.apply(ctx)  # said before anything is stored
+    assert "does not enforce" in e.value.message and "--enable-dataplane-v2" in e.value.fix
+    assert ctx.kube().list("networking.k8s.io/v1", "NetworkPolicy", ctx.cfg.namespace) == []
+    rep = netpol.apply(ctx, force=True)
+    assert rep.enforced is False and not rep.isolated
+    assert all(r.allowed for r in rep.rows)  # what really happens: every path open
+    assert {r.key for r in rep.gaps} >= {"otherns-vllm", "samens-vllm"}
+    st = netpol.probe(ctx)
+    assert st.status is Status.FAILED and "NOT isolated" in st.summary
+    out: list[str] = []
+    st = netpol.run(ctx, out.append, decision="apply")  # headless: never reported isolated
+    assert st.status is Status.FAILED and "does not enforce" in "\n".join(out)
+    netpol.choose(ctx, "skip")
+    assert netpol.probe(ctx).status is Status.SKIPPED
 
 
 # --- probes on prebuilt worlds --------------------------------------------------------------------

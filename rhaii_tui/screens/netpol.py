@@ -57,7 +57,12 @@ def choice_content(choice: str | None, state: Any) -> Content:
 
 
 def verdict_content(preview: Any) -> Content:
-    """One line on the criteria tab: would applying break a path the deployment needs."""
+    """One line on the criteria tab: would applying break a path the deployment needs; and whether
+    the cluster enforces NetworkPolicies at all."""
+    if getattr(preview, "enforced", None) is False:
+        return Content.assemble(("⚠ This cluster does not enforce NetworkPolicies: ", "bold $warning"),
+                                ("applying stores them without isolating anything. ", "$warning"),
+                                ("\n".join(preview.options), "$text-muted"))
     if preview.broken:
         return Content.assemble(("✘ Applying would break the deployment: ", "bold $error"),
                                 ("; ".join(w.split(" (", 1)[0] for w in preview.warnings()), "$error"),
@@ -294,7 +299,31 @@ class NetpolScreen(ProbingScreen):
         if before.broken:
             self.call_ui(self._confirm_breaking, ctx, before)
             return
+        if before.enforced is False:
+            self.call_ui(self._confirm_unenforced, ctx, before)
+            return
         self._do_apply(ctx, False)
+
+    def _confirm_unenforced(self, ctx: Any, before: Any) -> None:
+        """The cluster does not enforce NetworkPolicies: say so, with the options, before storing them."""
+        from ..widgets.confirm_cost import ConfirmCost
+
+        self.show_report("preview", before)
+        self.query_one("#np-tabs", TabbedContent).active = TAB_PREVIEW
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._apply_forced(ctx)
+            else:
+                self._buttons(False)
+                self.notify("Nothing applied.", title="NetworkPolicies", markup=False)
+                self.end_action()
+
+        self.app.push_screen(ConfirmCost(
+            "This cluster does not enforce NetworkPolicies", [before.enforcement, *before.options], None,
+            self.cfg.namespace, confirm_label="Store them anyway", destructive=False,
+            what="Applying stores the policies; they isolate nothing until enforcement is enabled:"),
+            callback=answered)
 
     def _confirm_breaking(self, ctx: Any, before: Any) -> None:
         from ..widgets.confirm_cost import ConfirmCost
@@ -347,6 +376,10 @@ class NetpolScreen(ProbingScreen):
         if report.broken:
             self.notify("Applied, and the deployment is now cut off: " + "; ".join(report.warnings()),
                         title="NetworkPolicies break the deployment", severity="error", timeout=15, markup=False)
+        elif report.enforced is False:
+            self.notify(f"The policies are stored in {self.cfg.namespace}, but this cluster does not enforce them: "
+                        "the namespace is not isolated.", title="Stored, not enforced", severity="warning",
+                        timeout=15, markup=False)
         else:
             self.notify(f"The four policies are in place in {self.cfg.namespace}; see who can reach vLLM now.",
                         title="Applied", markup=False)

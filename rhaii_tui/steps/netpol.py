@@ -9,6 +9,11 @@
   required path, unless forced), then the table of the live set.
 - `live_report(ctx)`: the table of the live policies (workload and gateway namespaces), computed by
   cloud/netpol.py with the live pods' labels where they exist.
+- `enforcement(ctx)`: whether the cluster enforces NetworkPolicies at all, read from GKE (Dataplane V2:
+  networkConfig.datapathProvider ADVANCED_DATAPATH; or Calico: networkPolicy.enabled with the add-on).
+  On a cluster that does not, policies are stored and have no effect: step 8 says so before applying
+  (with the options and their costs), `apply` refuses unless forced, the live table shows every path
+  open, and the namespace is never reported as isolated.
 """
 
 from __future__ import annotations
@@ -77,6 +82,59 @@ def _api_server_cidrs(ctx: Any) -> list[str]:
     return [f"{ip}/{32 if ip.version == 4 else 128}"]
 
 
+@dataclass(frozen=True)
+class Enforcement:
+    """Whether the cluster enforces NetworkPolicies (None: unknown, the cluster could not be read)."""
+
+    enforced: bool | None
+    by: str = ""  # "GKE Dataplane V2" / "Calico (network policy enforcement)"
+    cluster: str = ""
+
+    def text(self) -> str:
+        if self.enforced is None:
+            return "Enforcement unknown (the cluster could not be read)."
+        if self.enforced:
+            return f"Enforced by {self.by}."
+        return (f"Cluster {self.cluster} does not enforce NetworkPolicies (created without Dataplane V2 or "
+                "network policy enforcement): policies are stored but have no effect.")
+
+
+def not_enforced_options(cfg: DeployConfig) -> list[str]:
+    """What a user can do on a cluster that does not enforce NetworkPolicies, with what each costs."""
+    where = f"--zone {cfg.zone} --project {cfg.project}"
+    return [
+        f"Enable Calico enforcement on this cluster: gcloud container clusters update {cfg.cluster} {where} "
+        f"--update-addons=NetworkPolicy=ENABLED, then gcloud container clusters update {cfg.cluster} {where} "
+        "--enable-network-policy. Enabling it recreates every node of every pool (a rolling update, TPU "
+        "nodes included: the vLLM replicas restart and load the model again) and blocks other cluster "
+        "operations until it finishes.",
+        f"Or create a new cluster with Dataplane V2 (gcloud container clusters create ... --enable-dataplane-v2; "
+        "step 2 creates clusters so) and deploy there: Dataplane V2 can only be chosen when a cluster is "
+        "created; the new cluster and its TPU pool are billed from creation.",
+        "Or apply anyway: the policies are stored and take effect once enforcement is enabled; until then "
+        "the namespace is not isolated.",
+    ]
+
+
+def enforcement(ctx: Any) -> Enforcement:
+    """The cluster's NetworkPolicy enforcement, read from GKE."""
+    try:
+        info = ctx.cluster()
+    except CloudError:
+        return Enforcement(None, cluster=ctx.cfg.cluster)
+    if info is None:
+        return Enforcement(None, cluster=ctx.cfg.cluster)
+    return Enforcement(bool(info.enforces_network_policy), info.network_policy_enforcement, info.name)
+
+
+def _unenforced(rows: list[calc.Row], cluster: str) -> list[calc.Row]:
+    """What the policies give on a cluster that does not enforce them: every path open."""
+    import dataclasses
+
+    why = f"not enforced: cluster {cluster} does not enforce NetworkPolicies, so every path is open"
+    return [dataclasses.replace(r, allowed=True, policies=(), reason=why) for r in rows]
+
+
 def rendered(cfg: DeployConfig, api_server_cidrs: Sequence[str] = ()) -> list[dict[str, Any]]:
     return m.networkpolicies(cfg, api_server_cidrs=list(api_server_cidrs))
 
@@ -87,6 +145,19 @@ class NetpolReport:
     broken: list[calc.Row]  # required paths denied (the deployment breaks)
     gaps: list[calc.Row]  # not what the guide intends (too open or too closed)
     policies: list[str] = field(default_factory=list)
+    enforced: bool | None = None  # does the cluster enforce NetworkPolicies (None: unknown / no cluster)
+    enforcement: str = ""  # what enforces them, or why nothing does
+    options: list[str] = field(default_factory=list)  # what to do when not enforced
+
+    @property
+    def isolated(self) -> bool:
+        """The namespace is isolated: policies present AND enforced AND nothing needed is cut off."""
+        return bool(self.policies) and self.enforced is True and not self.broken
+
+    def enforcement_warning(self) -> str:
+        if self.enforced is not False:
+            return ""
+        return self.enforcement + " " + " ".join(self.options)
 
     @property
     def gateway_cut_off(self) -> bool:
@@ -104,21 +175,30 @@ class NetpolReport:
         return calc.format_table(self.rows)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"policies": list(self.policies), "warnings": self.warnings(),
+        return {"policies": list(self.policies), "warnings": self.warnings(), "enforced": self.enforced,
+                "enforcement": self.enforcement, "options": list(self.options), "isolated": self.isolated,
                 "rows": [{"key": r.key, "label": r.label, "allowed": r.allowed, "expected": r.expected,
                           "required": r.required, "ok": r.ok, "verdict": r.verdict,
                           "policies": list(r.policies), "reason": r.reason} for r in self.rows]}
 
 
-def report(policies: Iterable[Any], cfg: DeployConfig, endpoints: dict[str, calc.Endpoint] | None = None) -> NetpolReport:
+def report(policies: Iterable[Any], cfg: DeployConfig, endpoints: dict[str, calc.Endpoint] | None = None,
+           enforced: Enforcement | None = None, *, live: bool = False) -> NetpolReport:
+    """The reachability table. `enforced`: the cluster's enforcement; on a cluster that does not
+    enforce, a `live` table shows what really happens (every path open), a preview shows what the
+    policies say, and both carry the warning and the options."""
     pols = list(policies)
     rows = calc.reachability_table(pols, cfg, endpoints=endpoints)
+    if live and enforced is not None and enforced.enforced is False:
+        rows = _unenforced(rows, enforced.cluster or cfg.cluster)
     names = []
     for p in pols:
         md = p.get("metadata") if isinstance(p, dict) else None
         names.append(f"{(md or {}).get('namespace', '')}/{(md or {}).get('name', '')}")
+    e = enforced or Enforcement(None)
     return NetpolReport(rows, [r for r in rows if r.required and not r.allowed], [r for r in rows if not r.ok],
-                        names)
+                        names, e.enforced, e.text() if enforced is not None else "",
+                        not_enforced_options(cfg) if e.enforced is False else [])
 
 
 def preview(ctx: Any) -> NetpolReport:
@@ -135,7 +215,7 @@ def preview(ctx: Any) -> NetpolReport:
                                                               and (p.get("metadata") or {}).get("name") in ours)]
     except CloudError:
         others = []
-    return report(pols + others, cfg)
+    return report(pols + others, cfg, enforced=enforcement(ctx))
 
 
 def _live(session: Any, cfg: DeployConfig) -> list[dict]:
@@ -176,14 +256,18 @@ def _live_endpoints(session: Any, cfg: DeployConfig) -> dict[str, calc.Endpoint]
 def live_report(ctx: Any) -> NetpolReport:
     """Reachability under the live policies. Raises CloudError."""
     session = ctx.kube()
-    return report(_live(session, ctx.cfg), ctx.cfg, _live_endpoints(session, ctx.cfg))
+    return report(_live(session, ctx.cfg), ctx.cfg, _live_endpoints(session, ctx.cfg), enforcement(ctx), live=True)
 
 
 def apply(ctx: Any, *, force: bool = False) -> NetpolReport:
     """Apply the four policies (server-side apply) and return the live report. Refuses (CloudError)
-    when the rendered set would cut a required path, unless `force`."""
+    when the rendered set would cut a required path, or when the cluster does not enforce
+    NetworkPolicies (they would be stored, not enforced), unless `force`."""
     cfg = ctx.cfg
     before = preview(ctx)
+    if before.enforced is False and not force:
+        raise CloudError("conflict", before.enforcement + " Applying the policies would not isolate "
+                         f"namespace {cfg.namespace}.", " ".join(before.options))
     if before.broken and not force:
         raise CloudError("conflict", "These NetworkPolicies would block paths the deployment needs: "
                          + "; ".join(before.warnings()),
@@ -208,20 +292,34 @@ def probe(ctx: Any) -> StepState:
         names = {(p.get("metadata") or {}).get("name") for p in live
                  if (p.get("metadata") or {}).get("namespace") == cfg.namespace}
         present = [n for n in m.NETWORK_POLICY_NAMES if n in names]
-        rep = report(live, cfg, _live_endpoints(session, cfg)) if live else None
+        enf = enforcement(ctx)
+        rep = report(live, cfg, _live_endpoints(session, cfg), enf, live=True) if live else None
     except CloudError as e:
         return StepState(Status.FAILED, e.message, fix=e.fix, data={"error_kind": e.kind})
     data: dict[str, Any] = {"choice": chosen, "present": present, "wanted": list(m.NETWORK_POLICY_NAMES),
-                            "criteria": CRITERIA}
+                            "criteria": CRITERIA, "enforced": enf.enforced, "enforcement": enf.text()}
     if rep is not None:
         data["report"] = rep.to_dict()
+    if enf.enforced is False:
+        options = " ".join(not_enforced_options(cfg))
+        data["options"] = not_enforced_options(cfg)
+        if chosen == SKIP:
+            return StepState(Status.SKIPPED, "NetworkPolicies skipped by choice (PoC); this cluster does not "
+                                             "enforce them anyway.", data=data)
+        if present:
+            return StepState(Status.FAILED, f"{len(present)}/{len(m.NETWORK_POLICY_NAMES)} NetworkPolicies are "
+                             f"stored, but cluster {enf.cluster} does not enforce NetworkPolicies: namespace "
+                             f"{cfg.namespace} is NOT isolated.", detail=enf.text(), fix=options, data=data)
+        return StepState(Status.NOT_STARTED, f"No NetworkPolicies yet, and cluster {enf.cluster} does not enforce "
+                         "them: applying would store them without isolating anything.", fix=options, data=data)
     if rep is not None and rep.broken:
         return StepState(Status.FAILED, "NetworkPolicies block paths the deployment needs: "
                          + "; ".join(rep.warnings()), detail=rep.text(),
                          fix=f"Fix or delete the blocking policy: kubectl get networkpolicy -n {cfg.namespace}",
                          data=data)
     if len(present) == len(m.NETWORK_POLICY_NAMES):
-        return StepState(Status.DONE, f"All {len(present)} NetworkPolicies present; the gateway reaches vLLM "
+        how = f" and enforced by {enf.by}" if enf.enforced else ""
+        return StepState(Status.DONE, f"All {len(present)} NetworkPolicies present{how}; the gateway reaches vLLM "
                                       f"and the EPP.", data=data)
     if chosen == SKIP:
         return StepState(Status.SKIPPED, "NetworkPolicies skipped by choice (PoC).", data=data)
@@ -256,10 +354,12 @@ def run(ctx: Any, on_line: Any = None, *, decision: str | None = None, force: bo
     say(rep.text())
     for w in rep.warnings():
         say(f"WARNING: {w}")
+    if rep.enforced is False:
+        say(f"WARNING: {rep.enforcement_warning()}")
     st = probe(ctx)
     say(st.summary)
     return st
 
 
 __all__ = ["run", "CRITERIA", "SKIP", "APPLY", "choice", "choose", "rendered", "preview", "apply", "live_report",
-           "probe", "report", "NetpolReport", "commands"]
+           "probe", "report", "NetpolReport", "commands", "Enforcement", "enforcement", "not_enforced_options"]

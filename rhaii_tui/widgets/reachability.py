@@ -103,6 +103,8 @@ def result_shown(row: Any) -> Shown:
 
 
 def decided_by(row: Any) -> str:
+    if str(getattr(row, "reason", "")).startswith("not enforced"):
+        return "not enforced"
     return ", ".join(row.policies) if row.policies else "no policy (open)"
 
 
@@ -144,6 +146,24 @@ def headline(report: Any, mode: str, cfg: Any) -> Content:
     (the isolation, or that there is none); paths not as the guide intends."""
     rows = list(report.rows)
     parts: list[Any] = []
+    enforced = getattr(report, "enforced", None)
+    if enforced is False:
+        if mode == "preview":
+            parts += [("⚠ Not enforced on this cluster: ", "bold $warning"),
+                      ("applying stores these policies without isolating anything (the table shows what they "
+                       "say, not what happens). ", "$warning")]
+        else:
+            parts += [("✘ Not isolated: ", "bold $error"),
+                      ("this cluster does not enforce NetworkPolicies, so every pod can reach vLLM and the EPP "
+                       "whatever the policies say.", "$error")]
+            cluster = getattr(cfg, "cluster", "CLUSTER")
+            parts += ["\n", ("• enable it here: ", "$text-muted"),
+                      f"gcloud container clusters update {cluster} --update-addons=NetworkPolicy=ENABLED, then "
+                      "--enable-network-policy", (" (recreates every node, TPU nodes included)", "$text-muted"),
+                      "\n", ("• or a new cluster with ", "$text-muted"), "--enable-dataplane-v2",
+                      (" (chosen at creation only)", "$text-muted")]
+            return Content.assemble(*parts)
+        parts += ["\n"]
     if report.broken:
         lead = "Applying these policies would break the deployment: " if mode == "preview" else \
             "The live policies break the deployment: "
@@ -157,7 +177,10 @@ def headline(report: Any, mode: str, cfg: Any) -> Content:
         parts += [("No NetworkPolicy selects these pods: ", "bold $warning"),
                   "every pod in the cluster can reach vLLM and the EPP."]
     else:
+        by = getattr(report, "enforcement", "") if enforced else ""
         parts += [("✔ Isolation in place", "bold $success"), ": the gateway still reaches vLLM and the EPP."]
+        if by:
+            parts += [(f" {by}", "$text-muted")]
     if report.policies or mode == "preview":
         for label, names in _reach_lines(rows, cfg):
             parts += ["\n", (label, "$text-muted"), names]
