@@ -66,7 +66,7 @@ from .controllers.common import (
     pod_ready,
     rt,
 )
-from .netpol import evaluate as evaluate_netpol, pod_party
+from .netpol import address, evaluate as evaluate_netpol, pod_party
 from .store import match_label_selector
 from .vllm import VLLM_VERSION, ApiFailure, LatencyModel, Replica, chat_prompt, is_vllm_container, \
     parse_vllm_args, stream_chunks, tokenize
@@ -384,6 +384,80 @@ class DataPlane:
             return False
         return any(cs.get("name") == vc["name"] and cs.get("ready")
                    for cs in (pod.get("status") or {}).get("containerStatuses") or [])
+
+    # --- a TCP connection from a pod (probe pods: nc / curl) ---------------------------------
+    def api_server_addresses(self) -> list[str]:
+        """The addresses of the `kubernetes` EndpointSlice in `default` (what pods reach the API at)."""
+        t = rt(self.store, "endpointslices", "discovery.k8s.io")
+        if t is None:
+            return []
+        out = []
+        for es in self.store.list(t, "default")[0]:
+            if (es["metadata"].get("labels") or {}).get("kubernetes.io/service-name") == "kubernetes":
+                for ep in es.get("endpoints") or []:
+                    out += list(ep.get("addresses") or [])
+        return out
+
+    def connect(self, src: Obj, host: str, port: int, protocol: str = "TCP") -> str:
+        """What a TCP connect from pod `src` to `host`:`port` does: "open", "refused" (nothing listens),
+        or "timeout" (a NetworkPolicy drops it, or nothing answers at that address). The decision is
+        the emulator's own NetworkPolicy evaluator, on clusters that enforce policies."""
+        snap = self.snapshot()
+        ns_of = snap.namespaces.get
+        src_party = pod_party(src, ns_of(src["metadata"]["namespace"]))
+        host = host.strip().lower().rstrip(".")
+        dst: Obj | None = None
+        # a Service (ClusterIP or DNS name): kube-proxy / eBPF picks a Ready backend, policies apply to it
+        svc = None
+        for (sns, sname), sv in snap.services.items():
+            spec = sv.get("spec") or {}
+            names = {f"{sname}.{sns}", f"{sname}.{sns}.svc", f"{sname}.{sns}.svc.cluster.local"}
+            if sns == src["metadata"]["namespace"]:
+                names.add(sname)
+            if host in names or host in (spec.get("clusterIPs") or [spec.get("clusterIP")]):
+                svc = sv
+                break
+        if svc is not None:
+            spec = svc.get("spec") or {}
+            sp = next((p for p in spec.get("ports") or [] if int(p.get("port", 0)) == port), None)
+            if sp is None:
+                return "timeout"
+            if svc["metadata"]["name"] == "kubernetes" and svc["metadata"]["namespace"] == "default":
+                addrs = self.api_server_addresses()
+                host, port = (addrs[0], int(sp.get("targetPort", port))) if addrs else (host, port)
+            else:
+                pods = snap.ready_pods(svc["metadata"]["namespace"], spec.get("selector") or {})
+                if not pods or not spec.get("selector"):
+                    return "refused"
+                dst = pods[0]
+                tp = sp.get("targetPort", port)
+                port = int(tp) if isinstance(tp, int) or str(tp).isdigit() else next(
+                    (int(cp["containerPort"]) for c in dst["spec"].get("containers") or []
+                     for cp in c.get("ports") or [] if cp.get("name") == tp), port)
+        if dst is None:
+            dst = next((p for p in snap.pods if (p.get("status") or {}).get("podIP") == host
+                        and not p["metadata"].get("deletionTimestamp")), None)
+        if dst is None:
+            # outside the pod network: the API server's endpoint, or any other address
+            v = evaluate_netpol(snap.netpols, src_party, address(host), port, protocol) if snap.enforced else None
+            if v is not None and not v.allowed:
+                return "timeout"
+            if host in self.api_server_addresses():
+                return "open" if port == 443 else "refused"
+            return "open"
+        if snap.enforced and snap.netpols:
+            v = evaluate_netpol(snap.netpols, src_party, pod_party(dst, ns_of(dst["metadata"]["namespace"])),
+                                port, protocol)
+            if not v.allowed:
+                return "timeout"
+        if (dst.get("status") or {}).get("phase") != "Running":
+            return "refused"
+        vc = next((c for c in dst["spec"].get("containers") or [] if is_vllm_container(c)), None)
+        if vc is not None and port == parse_vllm_args(vc).port:
+            return "open" if self._server_up(dst) else "refused"
+        listening = any(int(cp.get("containerPort", 0)) == port and (cp.get("protocol") or "TCP") == protocol
+                        for c in dst["spec"].get("containers") or [] for cp in c.get("ports") or [])
+        return "open" if listening else "refused"
 
     # --- serving a replica -------------------------------------------------------------------
     async def serve(self, request: web.Request, pod: Obj, path: str, body: bytes, *, client_ip: str,
