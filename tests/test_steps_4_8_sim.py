@@ -381,6 +381,37 @@ def test_netpol_on_a_cluster_that_does_not_enforce_them_never_says_isolated(make
     assert netpol.probe(ctx).status is Status.SKIPPED
 
 
+def test_netpol_probe_pods_prove_the_isolation_on_the_live_cluster(make_sim_world, tmp_path):
+    world = make_sim_world("deployed", speed=SPEED)
+    ctx = make_ctx(world, tmp_path)
+    lines: list[str] = []
+    seen = netpol.observe(ctx, poll=0.05, on_line=lines.append)
+    assert {k: (o.intended, o.observed) for k, o in seen.items()} == {
+        "gw-vllm": (True, True), "otherns-vllm": (False, False), "samens-vllm": (False, False)}
+    assert "open" in seen["gw-vllm"].detail and "timed out" in seen["otherns-vllm"].detail
+    assert all(o.ok for o in seen.values())
+    session = ctx.kube()
+    # nothing is left behind: the probe pods and the probe namespace are deleted
+    probe_ns = seen["otherns-vllm"].namespace
+    assert probe_ns.startswith("rhaii-probe-")
+    for o in seen.values():
+        poll(lambda o=o: session.get("v1", "Pod", o.pod, o.namespace), lambda p: p is None)
+    poll(lambda: session.get("v1", "Namespace", probe_ns), lambda n: n is None)
+    rep = netpol.with_observations(netpol.live_report(ctx), seen)
+    assert rep.isolated and "as intended" in rep.text() and rep.to_dict()["observed"]["gw-vllm"]["ok"]
+
+
+def test_netpol_probe_pods_see_the_truth_where_the_cluster_does_not_enforce(make_sim_world, tmp_path):
+    world = make_sim_world("deployed", speed=SPEED, dataplane_v2=False)
+    ctx = make_ctx(world, tmp_path)
+    seen = netpol.observe(ctx, poll=0.05)
+    assert {k: o.observed for k, o in seen.items()} == {"gw-vllm": True, "otherns-vllm": True,
+                                                        "samens-vllm": True}
+    rep = netpol.with_observations(netpol.live_report(ctx), seen)
+    assert not rep.isolated and {o.key for o in rep.observed_gaps} == {"otherns-vllm", "samens-vllm"}
+    assert netpol.probe(ctx).status is Status.FAILED
+
+
 # --- probes on prebuilt worlds --------------------------------------------------------------------
 
 

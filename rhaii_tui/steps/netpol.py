@@ -14,12 +14,21 @@
   On a cluster that does not, policies are stored and have no effect: step 8 says so before applying
   (with the options and their costs), `apply` refuses unless forced, the live table shows every path
   open, and the namespace is never reported as isolated.
+- `observe(ctx)`: proves reachability on the live cluster. Short-lived probe pods (busybox,
+  `nc -zv -w 3 <vLLM pod IP> 8000`, restartPolicy Never, no sidecar, never Ready so no Service
+  sends them traffic) run where the policies must let them through (a pod labelled like the
+  gateway's pods in the gateway namespace) and where they must not (a fresh `rhaii-probe-...`
+  namespace, and an unlabelled pod in the workload namespace); each pod's phase (Succeeded:
+  connected, Failed: not) and log line are read, then the pods and the namespace are deleted. The
+  table shows what was observed next to what was intended.
 """
 
 from __future__ import annotations
 
+import secrets as _secrets
+import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import urlparse
 
 from .. import manifests as m
@@ -148,11 +157,17 @@ class NetpolReport:
     enforced: bool | None = None  # does the cluster enforce NetworkPolicies (None: unknown / no cluster)
     enforcement: str = ""  # what enforces them, or why nothing does
     options: list[str] = field(default_factory=list)  # what to do when not enforced
+    observed: dict[str, "Observation"] = field(default_factory=dict)  # row key -> a probe pod's result
+
+    @property
+    def observed_gaps(self) -> list["Observation"]:
+        """Live probes whose result is not what the guide intends (connected where it must be blocked...)."""
+        return [o for o in self.observed.values() if o.observed is not None and o.observed != o.intended]
 
     @property
     def isolated(self) -> bool:
         """The namespace is isolated: policies present AND enforced AND nothing needed is cut off."""
-        return bool(self.policies) and self.enforced is True and not self.broken
+        return bool(self.policies) and self.enforced is True and not self.broken and not self.observed_gaps
 
     def enforcement_warning(self) -> str:
         if self.enforced is not False:
@@ -172,11 +187,16 @@ class NetpolReport:
         return out
 
     def text(self) -> str:
-        return calc.format_table(self.rows)
+        out = calc.format_table(self.rows)
+        if self.observed:
+            out += "\nObserved on the cluster (probe pods):\n" + "\n".join(
+                f"  {'as intended' if o.ok else 'NOT as intended'}: {o.text()}" for o in self.observed.values())
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {"policies": list(self.policies), "warnings": self.warnings(), "enforced": self.enforced,
                 "enforcement": self.enforcement, "options": list(self.options), "isolated": self.isolated,
+                "observed": {k: o.to_dict() for k, o in self.observed.items()},
                 "rows": [{"key": r.key, "label": r.label, "allowed": r.allowed, "expected": r.expected,
                           "required": r.required, "ok": r.ok, "verdict": r.verdict,
                           "policies": list(r.policies), "reason": r.reason} for r in self.rows]}
@@ -279,6 +299,146 @@ def apply(ctx: Any, *, force: bool = False) -> NetpolReport:
     return live_report(ctx)
 
 
+# --- live proof: probe pods ----------------------------------------------------------------------
+
+PROBE_IMAGE = "busybox:1.36"
+PROBE_TIMEOUT_S = 3  # nc -w: a dropped connection fails after this
+PROBE_LABEL = "rhaii-tui.io/reachability-probe"
+
+
+@dataclass
+class Observation:
+    key: str  # the table row it proves (a standard probe key)
+    label: str
+    namespace: str
+    pod: str
+    target: str  # "IP:port"
+    intended: bool  # the guide's intent: connect (True) or be blocked (False)
+    observed: bool | None = None  # connected; None: no result
+    detail: str = ""  # the tool's log line, or why there is no result
+
+    @property
+    def ok(self) -> bool:
+        return self.observed is not None and self.observed == self.intended
+
+    def text(self) -> str:
+        if self.observed is None:
+            return f"{self.label}: no result ({self.detail})"
+        word = "connected" if self.observed else "blocked"
+        return f"{self.label}: {word} ({self.detail})" if self.detail else f"{self.label}: {word}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "label": self.label, "namespace": self.namespace, "pod": self.pod,
+                "target": self.target, "intended": self.intended, "observed": self.observed, "ok": self.ok,
+                "detail": self.detail}
+
+
+def _probe_pod(name: str, namespace: str, labels: dict[str, str], ip: str, port: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace,
+                     # no sidecar (the pod must end), and never a Service endpoint (never Ready)
+                     "labels": {**labels, PROBE_LABEL: "true", "sidecar.istio.io/inject": "false"},
+                     "annotations": {"sidecar.istio.io/inject": "false"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{
+                "name": "probe", "image": PROBE_IMAGE,
+                "command": ["nc", "-zv", "-w", str(PROBE_TIMEOUT_S), ip, str(port)],
+                "readinessProbe": {"exec": {"command": ["false"]}, "periodSeconds": 60},
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
+                              "limits": {"cpu": "100m", "memory": "32Mi"}},
+                "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "runAsUser": 65534,
+                                    "capabilities": {"drop": ["ALL"]}},
+            }],
+        },
+    }
+
+
+def _vllm_target(session: Any, cfg: DeployConfig) -> tuple[str, str]:
+    """(pod name, pod IP) of a running vLLM pod."""
+    pods = session.list("v1", "Pod", cfg.namespace, label_selector=m.label_selector(m.workload_labels(cfg.service)))
+    for p in pods:
+        ip = (p.get("status") or {}).get("podIP")
+        if ip and (p.get("status") or {}).get("phase") == "Running" and not (p.get("metadata") or {}).get(
+                "deletionTimestamp"):
+            return (p.get("metadata") or {}).get("name", ""), ip
+    raise CloudError("not_found", f"No running vLLM pod in {cfg.namespace} to test the policies against.",
+                     "Deploy the inference service first (step 5), then test again.")
+
+
+def observe(ctx: Any, *, timeout: float = 120.0, poll: float = 1.0,
+            on_line: Callable[[str], None] | None = None) -> dict[str, Observation]:
+    """Run the probe pods against a live vLLM pod and return what they observed (by row key). The
+    pods and the probe namespace are deleted afterwards, whatever happens. Raises CloudError."""
+    say = on_line or (lambda _l: None)
+    cfg = ctx.cfg
+    session = ctx.kube()
+    vllm_pod, ip = _vllm_target(session, cfg)
+    port = m.VLLM_PORT
+    suffix = _secrets.token_hex(3)
+    probe_ns = f"rhaii-probe-{suffix}"
+    plan = [
+        Observation("gw-vllm", f"gateway-labelled pod in {GATEWAY_NAMESPACE} -> vLLM:{port}", GATEWAY_NAMESPACE,
+                    f"rhaii-probe-gw-{suffix}", f"{ip}:{port}", True),
+        Observation("otherns-vllm", f"pod in a new namespace ({probe_ns}) -> vLLM:{port}", probe_ns,
+                    f"rhaii-probe-ns-{suffix}", f"{ip}:{port}", False),
+        Observation("samens-vllm", f"other pod in {cfg.namespace} -> vLLM:{port}", cfg.namespace,
+                    f"rhaii-probe-same-{suffix}", f"{ip}:{port}", False),
+    ]
+    labels = {"gw-vllm": m.gateway_pod_labels(), "otherns-vllm": {"app": "rhaii-probe"},
+              "samens-vllm": {"app": "rhaii-probe"}}
+    say(f"Testing reachability of {vllm_pod} ({ip}:{port}) with {len(plan)} probe pods ({PROBE_IMAGE}, nc).")
+    created: list[Observation] = []
+    try:
+        session.ensure_namespace(probe_ns, {PROBE_LABEL: "true", "app.kubernetes.io/managed-by": "rhaii-tui"})
+        for o in plan:
+            session.apply(_probe_pod(o.pod, o.namespace, labels[o.key], ip, port), o.namespace)
+            created.append(o)
+        deadline = time.monotonic() + timeout
+        pending = list(created)
+        while pending and time.monotonic() < deadline:
+            for o in list(pending):
+                pod = session.get("v1", "Pod", o.pod, o.namespace) or {}
+                phase = (pod.get("status") or {}).get("phase")
+                if phase in ("Succeeded", "Failed"):
+                    o.observed = phase == "Succeeded"
+                    o.detail = _last_log_line(session, o)
+                    pending.remove(o)
+            if pending:
+                time.sleep(poll)
+        for o in pending:
+            o.detail = f"the probe pod did not finish within {int(timeout)} s (image pull or scheduling?)"
+    finally:
+        for o in created:
+            try:
+                session.delete("v1", "Pod", o.pod, o.namespace)
+            except CloudError:
+                pass
+        try:
+            session.delete("v1", "Namespace", probe_ns)
+        except CloudError:
+            pass
+    return {o.key: o for o in plan}
+
+
+def _last_log_line(session: Any, o: Observation) -> str:
+    try:
+        text = session.core.read_namespaced_pod_log(o.pod, o.namespace, container="probe", tail_lines=3,
+                                                    _request_timeout=10)
+    except Exception:  # noqa: BLE001 - the phase is the answer; the log only explains it
+        return ""
+    lines = [ln.strip() for ln in str(text or "").splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def with_observations(rep: NetpolReport, observed: dict[str, Observation]) -> NetpolReport:
+    rep.observed = dict(observed)
+    return rep
+
+
 def probe(ctx: Any) -> StepState:
     cfg = ctx.cfg
     chosen = choice(ctx)
@@ -351,15 +511,28 @@ def run(ctx: Any, on_line: Any = None, *, decision: str | None = None, force: bo
     except CloudError as e:
         say(e.message)
         return StepState(Status.FAILED, e.message, fix=e.fix, data={"error_kind": e.kind})
+    try:
+        with_observations(rep, observe(ctx, on_line=say))
+    except CloudError as e:
+        say(f"Live reachability test not run: {e.message} {e.fix}".strip())
     say(rep.text())
     for w in rep.warnings():
         say(f"WARNING: {w}")
     if rep.enforced is False:
         say(f"WARNING: {rep.enforcement_warning()}")
+    for o in rep.observed_gaps:
+        say(f"WARNING: observed on the cluster: {o.text()}; the policies intend it "
+            f"{'to connect' if o.intended else 'to be blocked'}.")
     st = probe(ctx)
+    if rep.observed_gaps and st.status is Status.DONE:
+        st = StepState(Status.FAILED, "The probe pods did not see what the policies intend: "
+                       + "; ".join(o.text() for o in rep.observed_gaps), detail=rep.text(),
+                       fix=f"Check the policies and the cluster's enforcement: kubectl get networkpolicy -n "
+                           f"{ctx.cfg.namespace}", data=st.data)
     say(st.summary)
     return st
 
 
 __all__ = ["run", "CRITERIA", "SKIP", "APPLY", "choice", "choose", "rendered", "preview", "apply", "live_report",
-           "probe", "report", "NetpolReport", "commands", "Enforcement", "enforcement", "not_enforced_options"]
+           "probe", "report", "NetpolReport", "commands", "Enforcement", "enforcement", "not_enforced_options",
+           "Observation", "observe", "with_observations"]
