@@ -348,6 +348,28 @@ def test_probe_commands_are_parsed_generically():
 
 
 @pytest.mark.asyncio
+async def test_the_epp_needs_its_egress_to_the_api_servers_endpointslice_address():
+    from rhaii_tui import manifests as m
+
+    async with Deployed() as d:
+        es = d.c.store.type_for("endpointslices", "discovery.k8s.io")
+        d.c.store.create(es, {"metadata": {"name": "kubernetes", "namespace": "default",
+                                           "labels": {"kubernetes.io/service-name": "kubernetes"}},
+                              "addressType": "IPv4", "endpoints": [{"addresses": ["172.16.0.2"]}],
+                              "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]})
+        # pinned to the cluster's public endpoint: the EPP cannot watch its pool, nothing is served
+        for obj in m.networkpolicies(d.cfg, api_server_cidrs=["34.90.10.20/32"]):
+            d.c.apply(obj)
+        status, _, _ = await d.complete(PREFIX)
+        assert status == 503
+        # pinned to the address pods really reach the API at: served
+        for obj in m.networkpolicies(d.cfg, api_server_cidrs=["172.16.0.2/32"]):
+            d.c.apply(obj)
+        status, _, _ = await d.complete(PREFIX)
+        assert status == 200
+
+
+@pytest.mark.asyncio
 async def test_api_server_proxy_to_pods_and_services():
     async with Deployed() as d:
         app = web.Application()

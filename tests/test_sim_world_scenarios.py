@@ -133,3 +133,16 @@ def test_calico_enforcement_from_the_create_body():
                                "addonsConfig": {"networkPolicyConfig": {"disabled": True}}})
     assert not enforcement_of({"networkConfig": {"datapathProvider": "LEGACY_DATAPATH"}})
     assert not enforcement_of({})
+
+
+def test_pods_reach_the_api_server_at_a_private_address_as_on_gke(make_sim_world):
+    w = make_sim_world("cluster-ready")
+    api = kube(w)
+    slices = client.DiscoveryV1Api(api).list_namespaced_endpoint_slice(
+        "default", label_selector="kubernetes.io/service-name=kubernetes").items
+    addrs = [a for s in slices for e in s.endpoints for a in e.addresses]
+    assert addrs == ["172.16.0.2"]
+    c = w.profile().gke().get_cluster(request={"name": CLUSTER})
+    assert not c.endpoint.startswith("172.16.0.2")  # not the cluster's public endpoint
+    ep = client.CoreV1Api(api).read_namespaced_endpoints("kubernetes", "default")
+    assert [a.ip for a in ep.subsets[0].addresses] == ["172.16.0.2"]

@@ -346,6 +346,11 @@ def test_netpol_skip_is_remembered_and_apply_keeps_the_gateway_paths(make_sim_wo
     assert not netpol.preview(ctx).broken
     rep = netpol.apply(ctx)
     assert not rep.broken and not rep.gateway_cut_off
+    # the EPP's API egress is pinned to the kubernetes EndpointSlice's address, read live
+    epp_pol = ctx.kube().get("networking.k8s.io/v1", "NetworkPolicy", "allow-epp-scheduler", ctx.cfg.namespace)
+    blocks = [p["ipBlock"]["cidr"] for r in epp_pol["spec"]["egress"] for p in r.get("to") or [] if "ipBlock" in p]
+    assert blocks == ["172.16.0.2/32"]
+    assert next(r for r in rep.rows if r.key == "epp-api").allowed
     st = netpol.probe(ctx)
     assert st.status is Status.DONE, st
     assert sorted(st.data["present"]) == sorted(m.NETWORK_POLICY_NAMES)

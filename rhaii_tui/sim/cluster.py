@@ -225,6 +225,8 @@ def redact_secret(obj: dict) -> dict:
     return obj
 
 
+API_SERVER_PRIVATE_IP = "172.16.0.2"  # the control plane's private endpoint (what pods connect to)
+
 DATAPATH_PROVIDERS = ("DATAPATH_PROVIDER_UNSPECIFIED", "LEGACY_DATAPATH", "ADVANCED_DATAPATH",
                       "MIGRATE_TO_ADVANCED_DATAPATH", "MIGRATE_TO_LEGACY_DATAPATH")
 
@@ -317,10 +319,29 @@ class ClusterSim:
                          "internalTrafficPolicy": "Cluster"},
                 "status": {"loadBalancer": {}},
             })
+        self._api_endpoints()
         sa = self.store.type_for("serviceaccounts")
         for ns in BASE_NAMESPACES:
             if self.store.try_get(sa, ns, "default") is None:
                 self.store.create(sa, {"metadata": {"name": "default", "namespace": ns}})
+
+    def _api_endpoints(self) -> None:
+        """The `kubernetes` Endpoints and EndpointSlice of `default`: where pods reach the API server.
+        As on GKE, a private control-plane address (not the cluster's public `endpoint`)."""
+        ep, es = self.store.type_for("endpoints"), self.store.type_for("endpointslices", "discovery.k8s.io")
+        if self.store.try_get(ep, "default", "kubernetes") is None:
+            self.store.create(ep, {
+                "metadata": {"name": "kubernetes", "namespace": "default",
+                             "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+                "subsets": [{"addresses": [{"ip": API_SERVER_PRIVATE_IP}],
+                             "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]}]})
+        if es is not None and self.store.try_get(es, "default", "kubernetes") is None:
+            self.store.create(es, {
+                "metadata": {"name": "kubernetes", "namespace": "default",
+                             "labels": {"kubernetes.io/service-name": "kubernetes"}},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": [API_SERVER_PRIVATE_IP], "conditions": {"ready": True}}],
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]})
 
     def _make_faults(self) -> Faults:
         """The K8s API's faults: the world's revoked tokens (checked live), and the flaky knobs."""
@@ -334,6 +355,7 @@ class ClusterSim:
         """Open the Kubernetes API (new port each time) and start controllers and data plane."""
         if self.server is not None:
             return self.k8s_port  # type: ignore[return-value]
+        self._api_endpoints()  # (a world saved before they existed)
         if self.dataplane is None:
             self.dataplane = DataPlane(self)
         if self.controllers is None:

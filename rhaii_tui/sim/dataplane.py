@@ -398,6 +398,19 @@ class DataPlane:
                     out += list(ep.get("addresses") or [])
         return out
 
+    def _epp_reaches_api(self, snap: _Snapshot, epp: Obj) -> bool:
+        """The EPP's egress to the API server (the `kubernetes` EndpointSlice addresses, port 443)."""
+        if not snap.enforced or not snap.netpols:
+            return True
+        addrs = self.api_server_addresses()
+        if not addrs:
+            return True
+        key = (epp["metadata"]["uid"], "api", addrs[0])
+        if key not in snap._reach:
+            src = pod_party(epp, snap.namespaces.get(epp["metadata"]["namespace"]))
+            snap._reach[key] = evaluate_netpol(snap.netpols, src, address(addrs[0]), 443).allowed
+        return snap._reach[key]
+
     def connect(self, src: Obj, host: str, port: int, protocol: str = "TCP") -> str:
         """What a TCP connect from pod `src` to `host`:`port` does: "open", "refused" (nothing listens),
         or "timeout" (a NetworkPolicy drops it, or nothing answers at that address). The decision is
@@ -664,6 +677,11 @@ class DataPlane:
                 hop += self.model.epp_ms
                 if broken:  # FailOpen: the request goes on without the EPP's choice
                     ext = False
+                if ext and epp is not None and not self._epp_reaches_api(snap, epp):
+                    # its egress to the API server is cut: it cannot watch the pool's pods, so it has
+                    # no candidate to pick and the request finds no endpoint
+                    await asyncio.sleep(hop / 1000)
+                    return _envoy(503, "no healthy upstream")
             if ext:
                 if not pods:
                     return _envoy(503, "no healthy upstream")

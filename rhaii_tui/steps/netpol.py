@@ -29,7 +29,6 @@ import secrets as _secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
-from urllib.parse import urlparse
 
 from .. import manifests as m
 from ..cloud import netpol as calc
@@ -72,23 +71,56 @@ def choose(ctx: Any, value: str) -> None:
     ctx.record(**{CHOICE_KEY: value})
 
 
-def _api_server_cidrs(ctx: Any) -> list[str]:
-    """The cluster endpoint as a /32, to narrow the EPP's egress to the Kubernetes API."""
+def api_server_addresses(ctx: Any) -> list[str]:
+    """Where pods reach the Kubernetes API: the addresses of the `kubernetes` EndpointSlice(s) of
+    `default` (discovery.k8s.io/v1, label kubernetes.io/service-name=kubernetes), else of the
+    `kubernetes` Endpoints. Not the cluster's public `endpoint`: on GKE pods connect to the control
+    plane's private address, which a policy pinned to the public one would cut off. [] when unknown."""
+    import ipaddress
+
     try:
-        info = ctx.cluster()
+        session = ctx.kube_or_none()
     except CloudError:
         return []
-    endpoint = getattr(info, "endpoint", "") or ""
-    host = urlparse(endpoint if "://" in endpoint else f"https://{endpoint}").hostname or ""
-    try:
-        import ipaddress
-
-        ip = ipaddress.ip_address(host)
-    except ValueError:
+    if session is None:
         return []
-    if ip.is_loopback:
-        return []  # the simulated cloud: no real address to pin
-    return [f"{ip}/{32 if ip.version == 4 else 128}"]
+    found: list[str] = []
+    try:
+        for es in session.list("discovery.k8s.io/v1", "EndpointSlice", "default",
+                               label_selector="kubernetes.io/service-name=kubernetes"):
+            for ep in es.get("endpoints") or []:
+                found += [a for a in ep.get("addresses") or [] if a]
+    except CloudError:
+        found = []
+    if not found:
+        try:
+            ep = session.get("v1", "Endpoints", "kubernetes", "default") or {}
+            found = [a.get("ip") for sub in ep.get("subsets") or [] for a in sub.get("addresses") or [] if a.get("ip")]
+        except CloudError:
+            found = []
+    out = []
+    for a in dict.fromkeys(found):
+        try:
+            ipaddress.ip_address(a)
+        except ValueError:
+            continue
+        out.append(a)
+    return out
+
+
+def _api_server_cidrs(ctx: Any, addresses: Sequence[str] | None = None) -> list[str]:
+    """The API server's addresses (see api_server_addresses) as /32 (/128), to narrow the EPP's egress."""
+    import ipaddress
+
+    addrs = api_server_addresses(ctx) if addresses is None else addresses
+    return [f"{a}/{32 if ipaddress.ip_address(a).version == 4 else 128}" for a in addrs]
+
+
+def _api_endpoint(addresses: Sequence[str]) -> dict[str, calc.Endpoint]:
+    """The table's "Kubernetes API" party at its live address (when known)."""
+    if not addresses:
+        return {}
+    return {"api-server": calc.external("Kubernetes API (kubernetes EndpointSlice)", addresses[0])}
 
 
 @dataclass(frozen=True)
@@ -225,7 +257,8 @@ def preview(ctx: Any) -> NetpolReport:
     """The rendered set's reachability (before applying), on top of policies already live in the
     gateway namespace (they also decide the gateway's egress) when the cluster is reachable."""
     cfg = ctx.cfg
-    pols = rendered(cfg, _api_server_cidrs(ctx))
+    api = api_server_addresses(ctx)
+    pols = rendered(cfg, _api_server_cidrs(ctx, api))
     ours = {p["metadata"]["name"] for p in pols}
     others: list[dict] = []
     try:
@@ -235,7 +268,7 @@ def preview(ctx: Any) -> NetpolReport:
                                                               and (p.get("metadata") or {}).get("name") in ours)]
     except CloudError:
         others = []
-    return report(pols + others, cfg, enforced=enforcement(ctx))
+    return report(pols + others, cfg, _api_endpoint(api), enforced=enforcement(ctx))
 
 
 def _live(session: Any, cfg: DeployConfig) -> list[dict]:
@@ -276,7 +309,8 @@ def _live_endpoints(session: Any, cfg: DeployConfig) -> dict[str, calc.Endpoint]
 def live_report(ctx: Any) -> NetpolReport:
     """Reachability under the live policies. Raises CloudError."""
     session = ctx.kube()
-    return report(_live(session, ctx.cfg), ctx.cfg, _live_endpoints(session, ctx.cfg), enforcement(ctx), live=True)
+    eps = {**_live_endpoints(session, ctx.cfg), **_api_endpoint(api_server_addresses(ctx))}
+    return report(_live(session, ctx.cfg), ctx.cfg, eps, enforcement(ctx), live=True)
 
 
 def apply(ctx: Any, *, force: bool = False) -> NetpolReport:
@@ -453,7 +487,8 @@ def probe(ctx: Any) -> StepState:
                  if (p.get("metadata") or {}).get("namespace") == cfg.namespace}
         present = [n for n in m.NETWORK_POLICY_NAMES if n in names]
         enf = enforcement(ctx)
-        rep = report(live, cfg, _live_endpoints(session, cfg), enf, live=True) if live else None
+        eps = {**_live_endpoints(session, cfg), **_api_endpoint(api_server_addresses(ctx))} if live else {}
+        rep = report(live, cfg, eps, enf, live=True) if live else None
     except CloudError as e:
         return StepState(Status.FAILED, e.message, fix=e.fix, data={"error_kind": e.kind})
     data: dict[str, Any] = {"choice": chosen, "present": present, "wanted": list(m.NETWORK_POLICY_NAMES),
