@@ -121,6 +121,12 @@ def _c8(c: DeployConfig) -> list[str]:
     return [
         "kubectl apply -f manifests-out/networkpolicies/",
         f"kubectl get networkpolicies -n {c.namespace}",
+        f"gcloud container clusters describe {c.cluster} --project {c.project} --zone {c.zone} "
+        "--format='value(networkConfig.datapathProvider,networkPolicy.enabled)'  # enforced?",
+        f"VLLM_POD_IP=$(kubectl get pod -n {c.namespace} -l kserve.io/component=workload "
+        "-o jsonpath='{.items[0].status.podIP}')",
+        "kubectl run rhaii-probe -n default --rm -i --restart=Never --image=busybox:1.36 "
+        "-- nc -zv -w 3 $VLLM_POD_IP 8000  # another namespace: must time out",
     ]
 
 
