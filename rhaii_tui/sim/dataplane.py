@@ -197,9 +197,11 @@ class _Snapshot:
         self.netpols = store.list(npt)[0] if npt is not None else []
         g = rt(store, "gateways", "gateway.networking.k8s.io")
         self.gateway = store.try_get(g, GATEWAY_NAMESPACE, GATEWAY_NAME) if g is not None else None
-        self.gateway_pod = next((p for p in self.pods_by_ns.get(GATEWAY_NAMESPACE, [])
-                                 if (p["metadata"].get("labels") or {}).get("gateway.networking.k8s.io/gateway-name")
-                                 == GATEWAY_NAME and not p["metadata"].get("deletionTimestamp")), None)
+        gw_pods = [p for p in self.pods_by_ns.get(GATEWAY_NAMESPACE, [])
+                   if (p["metadata"].get("labels") or {}).get("gateway.networking.k8s.io/gateway-name")
+                   == GATEWAY_NAME and not p["metadata"].get("deletionTimestamp")]
+        # a Ready one first: only Ready pods are the Service's endpoints (another pod may carry the labels)
+        self.gateway_pod = next((p for p in gw_pods if pod_ready(p)), gw_pods[0] if gw_pods else None)
         self.routes = self._routes()
         self._reach: dict[tuple, bool] = {}
         self.enforced = True  # False: the cluster stores NetworkPolicies but enforces none
