@@ -58,7 +58,7 @@ def _c2(c: DeployConfig) -> list[str]:
         f"gcloud container clusters create {c.cluster} --project {c.project} --zone {c.zone} "
         f"--machine-type {getattr(c, 'default_machine_type', '') or DEFAULT_POOL_MACHINE_TYPE} --num-nodes 2 "
         "--enable-ip-alias "
-        "--enable-autoscaling --min-nodes 1 --max-nodes 5",
+        "--enable-autoscaling --min-nodes 1 --max-nodes 5 --enable-dataplane-v2",
         f"gcloud container node-pools create {TPU_POOL_NAME} --cluster {c.cluster} --project {c.project} "
         f"--zone {c.zone} --machine-type {TPU_MACHINE_TYPE} --num-nodes {c.replicas}",
         f"gcloud container clusters get-credentials {c.cluster} --project {c.project} --zone {c.zone}",
@@ -124,6 +124,12 @@ def _c8(c: DeployConfig) -> list[str]:
         "rhaii-tui render-manifests --out manifests-out",
         "kubectl apply -f manifests-out/networkpolicies/",
         f"kubectl get networkpolicies -n {c.namespace}",
+        f"gcloud container clusters describe {c.cluster} --project {c.project} --zone {c.zone} "
+        "--format='value(networkConfig.datapathProvider,networkPolicy.enabled)'  # enforced?",
+        f"VLLM_POD_IP=$(kubectl get pod -n {c.namespace} -l kserve.io/component=workload "
+        "-o jsonpath='{.items[0].status.podIP}')",
+        "kubectl run rhaii-probe -n default --rm -i --restart=Never --image=busybox:1.36 "
+        "-- nc -zv -w 3 $VLLM_POD_IP 8000  # another namespace: must time out",
     ]
 
 

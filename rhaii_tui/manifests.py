@@ -360,8 +360,9 @@ def render_all(cfg: DeployConfig, *, epp_image: str = EPP_IMAGE,
                api_server_cidrs: Sequence[str] = (), inference_pool_group: str | None = None) -> dict[str, str]:
     """{relative filename: YAML text} for every manifest, in apply order.
 
-    `api_server_cidrs` (e.g. ["34.90.1.2/32"], the cluster endpoint) narrows the EPP's egress to the
-    Kubernetes API; without it the EPP may reach any address on 443. Raises ValueError on a config
+    `api_server_cidrs` (e.g. ["172.16.0.2/32"]: the addresses of the `kubernetes` EndpointSlice in
+    `default`, where pods reach the API server; not the cluster's public endpoint) narrows the EPP's
+    egress to the Kubernetes API; without it the EPP may reach any address on 443. Raises ValueError on a config
     that cannot be rendered."""
     _check(cfg)
     env = _env(str(manifests_dir()))

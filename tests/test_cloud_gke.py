@@ -221,6 +221,8 @@ def test_create_requests_follow_the_guide():
     assert pool0["config"]["machine_type"] == "n1-standard-4" and pool0["initial_node_count"] == 2
     assert pool0["autoscaling"] == {"enabled": True, "min_node_count": 1, "max_node_count": 5}
     assert cluster["ip_allocation_policy"]["use_ip_aliases"] is True
+    # GKE Dataplane V2: the only way step 8's NetworkPolicies are enforced, chosen at creation only
+    assert cluster["network_config"] == {"datapath_provider": "ADVANCED_DATAPATH"}
     tpu = fake.created[1]["node_pool"]
     assert tpu["name"] == "tpu-pool" and tpu["config"]["machine_type"] == "ct6e-standard-4t"
     assert tpu["initial_node_count"] == 3 and "autoscaling" not in tpu
@@ -272,3 +274,20 @@ def test_cluster_access_without_endpoint_is_a_clear_error():
     assert ei.value.kind == "conflict" and "RUNNING" in ei.value.fix
     acc = g.cluster_access(ClusterInfo("c1", "z", "RUNNING", "", "1.2.3.4", "Q0E=", []))
     assert acc == ClusterAccess("1.2.3.4", "Q0E=")
+
+
+@pytest.mark.parametrize("fields,enforced,by", [
+    ({"network_config": {"datapath_provider": container_v1.DatapathProvider.ADVANCED_DATAPATH}}, True,
+     "GKE Dataplane V2"),
+    ({"network_policy": {"enabled": True, "provider": container_v1.NetworkPolicy.Provider.CALICO},
+      "addons_config": {"network_policy_config": {"disabled": False}}}, True, "Calico (network policy enforcement)"),
+    ({"network_policy": {"enabled": True}, "addons_config": {"network_policy_config": {"disabled": True}}}, False, ""),
+    ({"network_config": {"datapath_provider": container_v1.DatapathProvider.LEGACY_DATAPATH},
+      "addons_config": {"network_policy_config": {"disabled": True}}}, False, ""),
+    ({}, False, ""),
+])
+def test_cluster_info_says_whether_network_policies_are_enforced(fields, enforced, by):
+    from rhaii_tui.cloud.gke import _cluster_info
+
+    info = _cluster_info(container_v1.Cluster(name="c1", **fields))
+    assert (info.enforces_network_policy, info.network_policy_enforcement) == (enforced, by)

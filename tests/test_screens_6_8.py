@@ -308,6 +308,44 @@ async def test_netpol_that_cuts_the_gateway_off_is_said_before_and_after(make_si
         assert "the gateway can no longer reach vLLM" in app.step_states[8].summary
 
 
+@pytest.mark.asyncio
+async def test_netpol_test_live_shows_what_probe_pods_saw(make_sim_world, tmp_path):
+    world = make_sim_world("deployed", speed=SPEED)
+    app = make_app(world, tmp_path / "state", 8)
+    async with running(app) as pilot:
+        page = await probed(pilot, app, 8)
+        await press(pilot, app, "#np-test")
+        live = page.query_one("#np-live", ReachabilityPanel)
+        await until(pilot, lambda: "Seen on the cluster" in live.headline_text and not page.busy,
+                    what="the probe pods' results", timeout=60)
+        assert "3/3 probe pods as intended" in live.headline_text
+        assert live.table.shown_text("gw-vllm", "seen") == "✔ connected"
+        assert live.table.shown_text("otherns-vllm", "seen") == "✔ blocked"
+
+
+@pytest.mark.asyncio
+async def test_netpol_on_a_cluster_that_does_not_enforce_asks_before_storing(make_sim_world, tmp_path):
+    world = make_sim_world("partial", speed=SPEED, dataplane_v2=False)
+    app = make_app(world, tmp_path / "state", 8)
+    async with running(app) as pilot:
+        page = await probed(pilot, app, 8)
+        await until(pilot, lambda: "does not enforce" in str(page.query_one("#np-verdict").render()),
+                    what="the enforcement warning before applying")
+        await press(pilot, app, "#np-apply")
+        modal = await until(pilot, lambda: app.screen if app.screen.query("#confirm-input") else None,
+                            what="the confirmation")
+        lines = str(modal.query_one("#confirm-lines").render())
+        assert "--enable-network-policy" in lines and "--enable-dataplane-v2" in lines
+        modal.query_one("#confirm-input", Input).value = "rhaii-inference"
+        confirm = modal.query_one("#confirm", Button)
+        await until(pilot, lambda: not confirm.disabled, what="the confirm button enabled")
+        confirm.press()
+        await until(pilot, lambda: status(app, 8) == "failed" and not page.busy, what="stored anyway")
+        live = page.query_one("#np-live", ReachabilityPanel)
+        assert "Not isolated" in live.headline_text and "Isolation in place" not in live.headline_text
+        assert "NOT isolated" in app.step_states[8].summary
+
+
 # --- not connected ------------------------------------------------------------------------------------
 
 

@@ -188,3 +188,41 @@ def test_step_8_preview_says_the_gateway_would_be_cut_off(snap_compare):
         await pilot.pause()
 
     assert snap_compare(app_at(8), terminal_size=SIZE, run_before=run_before)
+
+
+def test_step_8_live_on_a_cluster_that_does_not_enforce_them(snap_compare):
+    async def run_before(pilot):
+        await page_ready(pilot)
+        cfg = fixed_cfg()
+        page = pilot.app.current_page
+        unenforced = netpol.Enforcement(False, cluster=cfg.cluster)
+        page.show_report("live", netpol.report(netpol.rendered(cfg), cfg, enforced=unenforced, live=True))
+        page.query_one("#np-tabs").active = "np-tab-live"
+        await pilot.pause()
+
+    assert snap_compare(app_at(8), terminal_size=SIZE, run_before=run_before)
+
+
+def test_step_8_live_shows_what_the_probe_pods_saw_next_to_the_intent(snap_compare):
+    async def run_before(pilot):
+        await page_ready(pilot)
+        cfg = fixed_cfg()
+        page = pilot.app.current_page
+        seen = {
+            "gw-vllm": netpol.Observation("gw-vllm", "gateway-labelled pod in opendatahub -> vLLM:8000",
+                                          "opendatahub", "rhaii-probe-gw-abc123", "10.8.1.10:8000", True, True,
+                                          "10.8.1.10 (10.8.1.10:8000) open"),
+            "otherns-vllm": netpol.Observation("otherns-vllm", "pod in a new namespace -> vLLM:8000",
+                                               "rhaii-probe-abc123", "rhaii-probe-ns-abc123", "10.8.1.10:8000",
+                                               False, True, "10.8.1.10 (10.8.1.10:8000) open"),
+            "samens-vllm": netpol.Observation("samens-vllm", "other pod in rhaii-inference -> vLLM:8000",
+                                              "rhaii-inference", "rhaii-probe-same-abc123", "10.8.1.10:8000",
+                                              False, False, "nc: 10.8.1.10 (10.8.1.10:8000): Connection timed out"),
+        }
+        enforced = netpol.Enforcement(True, "GKE Dataplane V2", cfg.cluster)
+        rep = netpol.with_observations(netpol.report(netpol.rendered(cfg), cfg, enforced=enforced, live=True), seen)
+        page.show_report("live", rep)
+        page.query_one("#np-tabs").active = "np-tab-live"
+        await pilot.pause()
+
+    assert snap_compare(app_at(8), terminal_size=SIZE, run_before=run_before)

@@ -324,6 +324,110 @@ async def test_a_network_policy_blocking_the_gateway_gives_503():
 
 
 @pytest.mark.asyncio
+async def test_a_cluster_that_does_not_enforce_network_policy_stores_them_without_effect():
+    async with Deployed() as d:
+        d.c.enforces_network_policy = False  # created without Dataplane V2 or Calico
+        d.c.apply({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                   "metadata": {"name": "deny-all", "namespace": d.cfg.namespace},
+                   "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}})
+        async with d.session.get(d.base + "/v1/models") as r:
+            assert r.status == 200
+        status, _, _ = await d.complete("hello")
+        assert status == 200
+
+
+def probe_pod(name: str, ns: str, command: list[str], labels: dict | None = None) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "labels": labels or {"app": "probe"}},
+            "spec": {"restartPolicy": "Never",
+                     "containers": [{"name": "probe", "image": "busybox:1.36", "command": command}]}}
+
+
+async def finished(d: "Deployed", ns: str, name: str) -> dict:
+    pt = d.c.store.type_for("pods")
+    for _ in range(3000):  # wall time: the simulated clock runs at speed 1 here
+        p = d.c.store.try_get(pt, ns, name)
+        if p is not None and (p.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return p
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"probe pod {ns}/{name} did not finish")
+
+
+@pytest.mark.asyncio
+async def test_probe_pods_connect_as_the_network_policies_say():
+    from rhaii_tui import manifests as m
+
+    async with Deployed() as d:
+        d.c.dataplane = d.dp  # what a real cluster's kubelet asks
+        for obj in m.networkpolicies(d.cfg):
+            d.c.apply(obj)
+        pt = d.c.store.type_for("pods")
+        vllm = next(p for p in d.c.store.list(pt, d.cfg.namespace)[0]
+                    if (p["metadata"].get("labels") or {}).get("kserve.io/component") == "workload")
+        ip = vllm["status"]["podIP"]
+        nst = d.c.store.type_for("namespaces")
+        d.c.store.create(nst, {"metadata": {"name": "rhaii-probe-x"}})
+        d.c.apply(probe_pod("blocked", "rhaii-probe-x", ["nc", "-zv", "-w", "1", ip, "8000"]))
+        d.c.apply(probe_pod("as-gateway", "opendatahub", ["sh", "-c", f"nc -z -v -w1 {ip} 8000"],
+                            labels=m.gateway_pod_labels()))
+        d.c.apply(probe_pod("no-listener", "opendatahub", ["nc", "-zv", "-w", "1", ip, "8001"],
+                            labels=m.gateway_pod_labels()))
+        blocked = await finished(d, "rhaii-probe-x", "blocked")
+        allowed = await finished(d, "opendatahub", "as-gateway")
+        assert blocked["status"]["phase"] == "Failed" and allowed["status"]["phase"] == "Succeeded"
+        term = blocked["status"]["containerStatuses"][0]["state"]["terminated"]
+        assert term["exitCode"] == 1 and term["reason"] == "Error"
+        assert [t for _, t in d.c.logs.read("rhaii-probe-x", "blocked", "probe")] == \
+            [f"nc: {ip} ({ip}:8000): Connection timed out"]
+        assert [t for _, t in d.c.logs.read("opendatahub", "as-gateway", "probe")] == [f"{ip} ({ip}:8000) open"]
+        # the policy allows 8000 only: 8001 is dropped (not refused) on the way
+        assert (await finished(d, "opendatahub", "no-listener"))["status"]["phase"] == "Failed"
+        # a cluster that does not enforce: the same probe connects
+        d.c.enforces_network_policy = False
+        d.dp._snap = None
+        d.c.apply(probe_pod("unenforced", "rhaii-probe-x", ["curl", "-sS", "-m", "1", f"http://{ip}:8000/health"]))
+        assert (await finished(d, "rhaii-probe-x", "unenforced"))["status"]["phase"] == "Succeeded"
+
+
+def test_probe_commands_are_parsed_generically():
+    from rhaii_tui.sim.controllers import netprobe
+
+    def cmd(*argv):
+        return netprobe.parse({"command": list(argv)})
+
+    assert cmd("nc", "-zv", "-w", "3", "10.0.0.1", "8000") == netprobe.ProbeCommand("nc", "10.0.0.1", 8000, 3.0)
+    assert cmd("/bin/sh", "-c", "nc -z -w5 vllm.ns.svc 8000").port == 8000
+    assert cmd("busybox", "nc", "-z", "h", "80").host == "h"
+    assert cmd("nc", "-l", "-p", "8080") is None  # a listener, not a check
+    assert cmd("sleep", "3600") is None
+    c = cmd("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", "https://h:8443/x")
+    assert (c.tool, c.host, c.port, c.timeout, c.silent) == ("curl", "h", 8443, 2.0, True)
+    assert netprobe.script(c, "timeout").exit_code == 28 and netprobe.script(c, "refused").exit_code == 7
+
+
+@pytest.mark.asyncio
+async def test_the_epp_needs_its_egress_to_the_api_servers_endpointslice_address():
+    from rhaii_tui import manifests as m
+
+    async with Deployed() as d:
+        es = d.c.store.type_for("endpointslices", "discovery.k8s.io")
+        d.c.store.create(es, {"metadata": {"name": "kubernetes", "namespace": "default",
+                                           "labels": {"kubernetes.io/service-name": "kubernetes"}},
+                              "addressType": "IPv4", "endpoints": [{"addresses": ["172.16.0.2"]}],
+                              "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]})
+        # pinned to the cluster's public endpoint: the EPP cannot watch its pool, nothing is served
+        for obj in m.networkpolicies(d.cfg, api_server_cidrs=["34.90.10.20/32"]):
+            d.c.apply(obj)
+        status, _, _ = await d.complete(PREFIX)
+        assert status == 503
+        # pinned to the address pods really reach the API at: served
+        for obj in m.networkpolicies(d.cfg, api_server_cidrs=["172.16.0.2/32"]):
+            d.c.apply(obj)
+        status, _, _ = await d.complete(PREFIX)
+        assert status == 200
+
+
+@pytest.mark.asyncio
 async def test_api_server_proxy_to_pods_and_services():
     async with Deployed() as d:
         app = web.Application()

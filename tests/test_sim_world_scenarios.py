@@ -104,3 +104,45 @@ def test_deployed_world_keeps_serving_after_a_restart(tmp_path):
         assert ready(llmisvc(kube(w))) == "True"
         r = complete(w)
         assert r.status_code == 200, r.text
+
+
+def test_prebuilt_clusters_are_created_with_dataplane_v2_as_the_wizard_creates_them(make_sim_world):
+    w = make_sim_world("cluster-ready")
+    c = w.profile().gke().get_cluster(request={"name": CLUSTER})
+    assert c.network_config.datapath_provider.name == "ADVANCED_DATAPATH"
+    assert c.network_config.network.endswith("/networks/default")  # GKE's own fields are kept
+    assert w.world.sim_for(KEY).enforces_network_policy
+
+
+def test_an_existing_cluster_without_enforcement(make_sim_world):
+    w = make_sim_world("no-netpol-enforcement")
+    c = w.profile().gke().get_cluster(request={"name": CLUSTER})
+    assert c.status.name == "RUNNING"
+    assert c.network_config.datapath_provider.name != "ADVANCED_DATAPATH"
+    assert not c.network_policy.enabled
+    assert not w.world.sim_for(KEY).enforces_network_policy
+
+
+def test_calico_enforcement_from_the_create_body():
+    from rhaii_tui.sim.cluster import enforcement_of
+
+    assert enforcement_of({"networkConfig": {"datapathProvider": "ADVANCED_DATAPATH"}})
+    assert enforcement_of({"networkConfig": {"datapathProvider": 2}})  # as the Python client sends it
+    assert enforcement_of({"networkPolicy": {"enabled": True, "provider": "CALICO"}})
+    assert not enforcement_of({"networkPolicy": {"enabled": True},
+                               "addonsConfig": {"networkPolicyConfig": {"disabled": True}}})
+    assert not enforcement_of({"networkConfig": {"datapathProvider": "LEGACY_DATAPATH"}})
+    assert not enforcement_of({})
+
+
+def test_pods_reach_the_api_server_at_a_private_address_as_on_gke(make_sim_world):
+    w = make_sim_world("cluster-ready")
+    api = kube(w)
+    slices = client.DiscoveryV1Api(api).list_namespaced_endpoint_slice(
+        "default", label_selector="kubernetes.io/service-name=kubernetes").items
+    addrs = [a for s in slices for e in s.endpoints for a in e.addresses]
+    assert addrs == ["172.16.0.2"]
+    c = w.profile().gke().get_cluster(request={"name": CLUSTER})
+    assert not c.endpoint.startswith("172.16.0.2")  # not the cluster's public endpoint
+    ep = client.CoreV1Api(api).read_namespaced_endpoints("kubernetes", "default")
+    assert [a.ip for a in ep.subsets[0].addresses] == ["172.16.0.2"]

@@ -141,7 +141,8 @@ def test_plan_shows_what_will_be_created_and_cost(sim_world, tmp_path):
     plan = cluster_step.plan(ctx)
     assert not plan.exists and plan.billable and plan.chips == 12
     assert plan.cost_per_day == ctx.cfg.cost_per_day(3)
-    assert any("n1-standard-4" in a for a in plan.actions)
+    assert any("n1-standard-4" in a and "Dataplane V2" in a for a in plan.actions)
+    assert any("--enable-dataplane-v2" in c for c in plan.commands)
     assert any("3 x ct6e-standard-4t" in a for a in plan.actions)
 
 
@@ -181,6 +182,8 @@ def test_fresh_end_to_end_and_no_secret_value_in_any_written_file(make_sim_world
         assert all(n.accelerator == "tpu-v6e-slice" and n.topology == "2x2" and n.tpu_chips == 4 for n in ready)
         state = cluster_step.probe(ctx)
         assert state.status == Status.DONE and "3/3" in state.summary
+        # created with Dataplane V2, so the cluster enforces NetworkPolicies
+        assert world.world.sim_for(f"{ctx.cfg.project}/{ctx.cfg.zone}/{ctx.cfg.cluster}").enforces_network_policy
 
         ctx.secrets.add(hf_secret_from_form(HF_CANARY))
         ctx.secrets.add(pull_secret_from_form("canary-user", PW_CANARY))

@@ -440,3 +440,25 @@ def test_deploy_watch_follows_a_container_waiting_after_a_crash(monkeypatch):
     for t in w._followers.values():
         t.join(2)
     assert followed == [("svc-kserve-abc", "storage-initializer")]
+
+
+def test_netpol_probe_pod_ends_on_its_own_and_never_receives_service_traffic():
+    pod = netpol._probe_pod("rhaii-probe-gw-abc", "opendatahub", m.gateway_pod_labels(), "10.8.1.10", 8000)
+    spec, c = pod["spec"], pod["spec"]["containers"][0]
+    assert spec["restartPolicy"] == "Never" and len(spec["containers"]) == 1
+    assert c["command"] == ["nc", "-zv", "-w", "3", "10.8.1.10", "8000"]
+    assert c["readinessProbe"]["exec"]["command"] == ["false"]  # never Ready: no Service endpoint
+    assert pod["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"  # no sidecar keeping it alive
+    assert spec["automountServiceAccountToken"] is False
+
+
+def test_netpol_report_on_a_cluster_that_does_not_enforce_is_never_isolated():
+    unenforced = netpol.Enforcement(False, cluster="c1")
+    live = netpol.report(netpol.rendered(CFG), CFG, enforced=unenforced, live=True)
+    assert not live.isolated and all(r.allowed for r in live.rows) and not live.broken
+    assert "--enable-dataplane-v2" in live.enforcement_warning()
+    preview = netpol.report(netpol.rendered(CFG), CFG, enforced=unenforced)
+    assert not preview.isolated and not all(r.allowed for r in preview.rows)  # what the policies say
+    enforced = netpol.report(netpol.rendered(CFG), CFG, enforced=netpol.Enforcement(True, "GKE Dataplane V2", "c1"),
+                             live=True)
+    assert enforced.isolated and enforced.enforcement_warning() == ""

@@ -374,9 +374,75 @@ def test_netpol_skip_is_remembered_and_apply_keeps_the_gateway_paths(make_sim_wo
     assert not netpol.preview(ctx).broken
     rep = netpol.apply(ctx)
     assert not rep.broken and not rep.gateway_cut_off
+    # the EPP's API egress is pinned to the kubernetes EndpointSlice's address, read live
+    epp_pol = ctx.kube().get("networking.k8s.io/v1", "NetworkPolicy", "allow-epp-scheduler", ctx.cfg.namespace)
+    blocks = [p["ipBlock"]["cidr"] for r in epp_pol["spec"]["egress"] for p in r.get("to") or [] if "ipBlock" in p]
+    assert blocks == ["172.16.0.2/32"]
+    assert next(r for r in rep.rows if r.key == "epp-api").allowed
     st = netpol.probe(ctx)
     assert st.status is Status.DONE, st
     assert sorted(st.data["present"]) == sorted(m.NETWORK_POLICY_NAMES)
+    assert "enforced by GKE Dataplane V2" in st.summary and rep.isolated
+
+
+def test_netpol_on_a_cluster_that_does_not_enforce_them_never_says_isolated(make_sim_world, tmp_path):
+    from rhaii_tui.cloud.gke import CloudError
+
+    world = make_sim_world("no-netpol-enforcement", speed=SPEED)
+    ctx = make_ctx(world, tmp_path)
+    secrets_step.ensure_namespace(ctx)
+    st = netpol.probe(ctx)
+    assert st.status is Status.NOT_STARTED and "does not enforce" in st.summary
+    assert "--update-addons=NetworkPolicy=ENABLED" in st.fix and "--enable-network-policy" in st.fix
+    assert "--enable-dataplane-v2" in st.fix and "recreates every node" in st.fix
+    pv = netpol.preview(ctx)
+    assert pv.enforced is False and not pv.isolated
+    with pytest.raises(CloudError) as e:
+        netpol.apply(ctx)  # said before anything is stored
+    assert "does not enforce" in e.value.message and "--enable-dataplane-v2" in e.value.fix
+    assert ctx.kube().list("networking.k8s.io/v1", "NetworkPolicy", ctx.cfg.namespace) == []
+    rep = netpol.apply(ctx, force=True)
+    assert rep.enforced is False and not rep.isolated
+    assert all(r.allowed for r in rep.rows)  # what really happens: every path open
+    assert {r.key for r in rep.gaps} >= {"otherns-vllm", "samens-vllm"}
+    st = netpol.probe(ctx)
+    assert st.status is Status.FAILED and "NOT isolated" in st.summary
+    out: list[str] = []
+    st = netpol.run(ctx, out.append, decision="apply")  # headless: never reported isolated
+    assert st.status is Status.FAILED and "does not enforce" in "\n".join(out)
+    netpol.choose(ctx, "skip")
+    assert netpol.probe(ctx).status is Status.SKIPPED
+
+
+def test_netpol_probe_pods_prove_the_isolation_on_the_live_cluster(make_sim_world, tmp_path):
+    world = make_sim_world("deployed", speed=SPEED)
+    ctx = make_ctx(world, tmp_path)
+    lines: list[str] = []
+    seen = netpol.observe(ctx, poll=0.05, on_line=lines.append)
+    assert {k: (o.intended, o.observed) for k, o in seen.items()} == {
+        "gw-vllm": (True, True), "otherns-vllm": (False, False), "samens-vllm": (False, False)}
+    assert "open" in seen["gw-vllm"].detail and "timed out" in seen["otherns-vllm"].detail
+    assert all(o.ok for o in seen.values())
+    session = ctx.kube()
+    # nothing is left behind: the probe pods and the probe namespace are deleted
+    probe_ns = seen["otherns-vllm"].namespace
+    assert probe_ns.startswith("rhaii-probe-")
+    for o in seen.values():
+        poll(lambda o=o: session.get("v1", "Pod", o.pod, o.namespace), lambda p: p is None)
+    poll(lambda: session.get("v1", "Namespace", probe_ns), lambda n: n is None)
+    rep = netpol.with_observations(netpol.live_report(ctx), seen)
+    assert rep.isolated and "as intended" in rep.text() and rep.to_dict()["observed"]["gw-vllm"]["ok"]
+
+
+def test_netpol_probe_pods_see_the_truth_where_the_cluster_does_not_enforce(make_sim_world, tmp_path):
+    world = make_sim_world("deployed", speed=SPEED, dataplane_v2=False)
+    ctx = make_ctx(world, tmp_path)
+    seen = netpol.observe(ctx, poll=0.05)
+    assert {k: o.observed for k, o in seen.items()} == {"gw-vllm": True, "otherns-vllm": True,
+                                                        "samens-vllm": True}
+    rep = netpol.with_observations(netpol.live_report(ctx), seen)
+    assert not rep.isolated and {o.key for o in rep.observed_gaps} == {"otherns-vllm", "samens-vllm"}
+    assert netpol.probe(ctx).status is Status.FAILED
 
 
 # --- probes on prebuilt worlds --------------------------------------------------------------------

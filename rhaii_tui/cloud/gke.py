@@ -352,6 +352,27 @@ class ClusterInfo:
     current_node_count: int = 0
     create_time: str = ""
     self_link: str = ""
+    datapath_provider: str = ""  # networkConfig.datapathProvider: ADVANCED_DATAPATH is Dataplane V2
+    network_policy_enabled: bool = False  # networkPolicy.enabled (Calico enforcement)
+    network_policy_addon: bool = False  # addonsConfig.networkPolicyConfig not disabled
+
+    @property
+    def dataplane_v2(self) -> bool:
+        return self.datapath_provider == "ADVANCED_DATAPATH"
+
+    @property
+    def enforces_network_policy(self) -> bool:
+        """GKE enforces NetworkPolicies only with Dataplane V2, or with Calico (networkPolicy.enabled
+        and the NetworkPolicy add-on); otherwise they are stored and have no effect."""
+        return self.dataplane_v2 or (self.network_policy_enabled and self.network_policy_addon)
+
+    @property
+    def network_policy_enforcement(self) -> str:
+        if self.dataplane_v2:
+            return "GKE Dataplane V2"
+        if self.network_policy_enabled and self.network_policy_addon:
+            return "Calico (network policy enforcement)"
+        return ""
 
     def pool(self, name: str) -> PoolInfo | None:
         return next((p for p in self.node_pools if p.name == name), None)
@@ -497,7 +518,23 @@ def _cluster_info(c: Any) -> ClusterInfo:
         current_node_count=int(getattr(c, "current_node_count", 0) or 0),
         create_time=getattr(c, "create_time", "") or "",
         self_link=getattr(c, "self_link", "") or "",
+        **_netpol_enforcement(c),
     )
+
+
+DATAPATH_PROVIDER = {0: "DATAPATH_PROVIDER_UNSPECIFIED", 1: "LEGACY_DATAPATH", 2: "ADVANCED_DATAPATH",
+                     3: "MIGRATE_TO_ADVANCED_DATAPATH", 4: "MIGRATE_TO_LEGACY_DATAPATH"}
+
+
+def _netpol_enforcement(c: Any) -> dict[str, Any]:
+    """The cluster's NetworkPolicy enforcement: its datapath provider, Calico flag and add-on."""
+    net = getattr(c, "network_config", None)
+    dp = getattr(net, "datapath_provider", 0) if net is not None else 0
+    npol = getattr(c, "network_policy", None)
+    addon = getattr(getattr(c, "addons_config", None), "network_policy_config", None)
+    return {"datapath_provider": _enum_name(dp or 0, DATAPATH_PROVIDER) if dp else "",
+            "network_policy_enabled": bool(getattr(npol, "enabled", False)) if npol is not None else False,
+            "network_policy_addon": addon is not None and not bool(getattr(addon, "disabled", False))}
 
 
 def _op_info(op: Any) -> OperationInfo:
@@ -614,7 +651,9 @@ class Gke:
     def cluster_body(self, cluster: str, *, default_nodes: int = 2, min_nodes: int = 1,
                      max_nodes: int = 5, machine_type: str = DEFAULT_POOL_MACHINE_TYPE) -> dict[str, Any]:
         """The create request's cluster: the guide's default pool (n1-standard-4 x2, autoscaling 1-5;
-        `machine_type` where the zone lacks N1), IP aliases, HPA and HTTP load balancing add-ons."""
+        `machine_type` where the zone lacks N1), IP aliases, HPA and HTTP load balancing add-ons, and GKE
+        Dataplane V2 (ADVANCED_DATAPATH), which enforces step 8's NetworkPolicies and can only be chosen
+        when the cluster is created."""
         return {
             "name": cluster,
             "description": "RHAII vLLM on TPU v6e (created by rhaii-tui)",
@@ -628,6 +667,7 @@ class Gke:
                 "management": {"auto_repair": True, "auto_upgrade": True},
             }],
             "ip_allocation_policy": {"use_ip_aliases": True},
+            "network_config": {"datapath_provider": "ADVANCED_DATAPATH"},
             "addons_config": {"horizontal_pod_autoscaling": {"disabled": False},
                               "http_load_balancing": {"disabled": False}},
         }

@@ -12,6 +12,11 @@
   first (type the namespace to apply anyway) and says so again after applying.
 - The page reads the cluster when shown, every few seconds while on show, on `r` and after an
   action, so it is right on re-open.
+- The cluster's enforcement (Dataplane V2 or Calico) is read from GKE: on a cluster that does not
+  enforce NetworkPolicies the page says so before applying (with the options and their costs), asks
+  before storing them anyway, and never reports the namespace as isolated.
+- Test live (`t`, `netpol.observe`): probe pods try vLLM :8000 from where the policies must let them
+  through and from where they must not; the live table shows what they observed next to the intent.
 """
 
 from __future__ import annotations
@@ -57,7 +62,12 @@ def choice_content(choice: str | None, state: Any) -> Content:
 
 
 def verdict_content(preview: Any) -> Content:
-    """One line on the criteria tab: would applying break a path the deployment needs."""
+    """One line on the criteria tab: would applying break a path the deployment needs; and whether
+    the cluster enforces NetworkPolicies at all."""
+    if getattr(preview, "enforced", None) is False:
+        return Content.assemble(("⚠ This cluster does not enforce NetworkPolicies: ", "bold $warning"),
+                                ("applying stores them without isolating anything. ", "$warning"),
+                                ("\n".join(preview.options), "$text-muted"))
     if preview.broken:
         return Content.assemble(("✘ Applying would break the deployment: ", "bold $error"),
                                 ("; ".join(w.split(" (", 1)[0] for w in preview.warnings()), "$error"),
@@ -79,6 +89,7 @@ class NetpolScreen(ProbingScreen):
         #np-actions { height: 1; margin: 0 1 0 0; }
         #np-skip { margin: 0 1 0 0; min-width: 12; }
         #np-apply { margin: 0 1 0 0; min-width: 20; }
+        #np-test { margin: 0 1 0 0; min-width: 11; }
         #np-choice { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
         #np-criteria { height: 1fr; padding: 1 1 0 1; }
         #np-criteria-cols { height: auto; }
@@ -95,6 +106,7 @@ class NetpolScreen(ProbingScreen):
         Binding("S", "skip", "Skip", key_display="S", tooltip="Skip NetworkPolicies (PoC); remembered for this target"),
         Binding("A", "apply", "Apply", key_display="A", tooltip="Apply the four NetworkPolicies (production)"),
         Binding("r", "refresh", "Refresh", tooltip="Read the policies again"),
+        Binding("t", "test_live", "Test live", tooltip="Prove reachability on the cluster with short-lived probe pods"),
         Binding("v", "toggle_view", "Next view", show=False, tooltip="Criteria, preview, live"),
     ]
 
@@ -104,6 +116,7 @@ class NetpolScreen(ProbingScreen):
         self._auto_tab = True  # choose the tab from what is live (first read, after an action)
         self.preview_report: Any = None
         self.live_report: Any = None
+        self.observed: dict[str, Any] = {}  # row key -> netpol.Observation of the last live test
 
     # composition ------------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
@@ -112,6 +125,8 @@ class NetpolScreen(ProbingScreen):
                          tooltip="Skip: no NetworkPolicies; remembered for this target (S)")
             yield Button("Apply (production)", id="np-apply", compact=True,
                          tooltip="Apply the four NetworkPolicies (A); asks first if a needed path would break")
+            yield Button("Test live", id="np-test", compact=True,
+                         tooltip="Run probe pods on the cluster: who really reaches vLLM :8000 (t)")
             yield Label(choice_content(None, None), id="np-choice")
         with TabbedContent(id="np-tabs", initial=TAB_CRITERIA):
             with TabPane("Skip or apply?", id=TAB_CRITERIA):
@@ -206,6 +221,8 @@ class NetpolScreen(ProbingScreen):
         if mode == "preview":
             self.preview_report = report
         else:
+            if self.observed and not getattr(report, "observed", None):
+                netpol.with_observations(report, self.observed)
             self.live_report = report
         panel.show(report, self.cfg, mode)
         tab = self.query_one("#np-tabs", TabbedContent).get_tab(TAB_PREVIEW if mode == "preview" else TAB_LIVE)
@@ -234,9 +251,51 @@ class NetpolScreen(ProbingScreen):
         event.stop()
         self.action_apply()
 
+    @on(Button.Pressed, "#np-test")
+    def _test_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_test_live()
+
     def _buttons(self, disabled: bool) -> None:
-        for button_id in ("#np-skip", "#np-apply"):
+        for button_id in ("#np-skip", "#np-apply", "#np-test"):
             self.query_one(button_id, Button).disabled = disabled
+
+    def action_test_live(self) -> None:
+        if not self.lease_first("testing reachability with probe pods", self.action_test_live):
+            return
+        ctx = self.begin_action()
+        if ctx is None:
+            return
+        self._buttons(True)
+        self.query_one("#np-choice", Label).update(Content.styled("probe pods are testing who reaches vLLM…",
+                                                                  "$warning"))
+        self._test_live(ctx)
+
+    @work(thread=True, group="np-action", exit_on_error=False)
+    def _test_live(self, ctx: Any) -> None:
+        try:
+            seen = netpol.observe(ctx)
+            report = netpol.with_observations(netpol.live_report(ctx), seen)
+            state = netpol.probe(ctx)
+        except Exception as e:  # noqa: BLE001 - shown with its fix
+            self.call_ui(self._apply_failed, error_state(e, "test reachability on the cluster"))
+            return
+        self.call_ui(self._tested, report, state)
+
+    def _tested(self, report: Any, state: StepState) -> None:
+        self._buttons(False)
+        self.observed = dict(report.observed)
+        self.show_state(state)
+        self.show_report("live", report)
+        self.query_one("#np-tabs", TabbedContent).active = TAB_LIVE
+        wrong = report.observed_gaps
+        if wrong:
+            self.notify("Not as intended: " + "; ".join(o.text() for o in wrong), title="Seen on the cluster",
+                        severity="error", timeout=15, markup=False)
+        else:
+            self.notify(f"{len(report.observed)} probe pods saw what the policies intend.", title="Seen on the cluster",
+                        markup=False)
+        self.end_action()
 
     def action_skip(self) -> None:
         ctx = self.begin_action()
@@ -294,7 +353,31 @@ class NetpolScreen(ProbingScreen):
         if before.broken:
             self.call_ui(self._confirm_breaking, ctx, before)
             return
+        if before.enforced is False:
+            self.call_ui(self._confirm_unenforced, ctx, before)
+            return
         self._do_apply(ctx, False)
+
+    def _confirm_unenforced(self, ctx: Any, before: Any) -> None:
+        """The cluster does not enforce NetworkPolicies: say so, with the options, before storing them."""
+        from ..widgets.confirm_cost import ConfirmCost
+
+        self.show_report("preview", before)
+        self.query_one("#np-tabs", TabbedContent).active = TAB_PREVIEW
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._apply_forced(ctx)
+            else:
+                self._buttons(False)
+                self.notify("Nothing applied.", title="NetworkPolicies", markup=False)
+                self.end_action()
+
+        self.app.push_screen(ConfirmCost(
+            "This cluster does not enforce NetworkPolicies", [before.enforcement, *before.options], None,
+            self.cfg.namespace, confirm_label="Store them anyway", destructive=False,
+            what="Applying stores the policies; they isolate nothing until enforcement is enabled:"),
+            callback=answered)
 
     def _confirm_breaking(self, ctx: Any, before: Any) -> None:
         from ..widgets.confirm_cost import ConfirmCost
@@ -340,6 +423,7 @@ class NetpolScreen(ProbingScreen):
 
     def _applied(self, report: Any, state: StepState) -> None:
         self._buttons(False)
+        self.observed = {}  # the policies changed: an earlier test no longer says anything
         self.session_choice = netpol.APPLY
         self.show_state(state)
         self.show_report("live", report)
@@ -347,6 +431,10 @@ class NetpolScreen(ProbingScreen):
         if report.broken:
             self.notify("Applied, and the deployment is now cut off: " + "; ".join(report.warnings()),
                         title="NetworkPolicies break the deployment", severity="error", timeout=15, markup=False)
+        elif report.enforced is False:
+            self.notify(f"The policies are stored in {self.cfg.namespace}, but this cluster does not enforce them: "
+                        "the namespace is not isolated.", title="Stored, not enforced", severity="warning",
+                        timeout=15, markup=False)
         else:
             self.notify(f"The four policies are in place in {self.cfg.namespace}; see who can reach vLLM now.",
                         title="Applied", markup=False)

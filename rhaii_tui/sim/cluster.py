@@ -227,6 +227,28 @@ def redact_secret(obj: dict) -> dict:
     return obj
 
 
+API_SERVER_PRIVATE_IP = "172.16.0.2"  # the control plane's private endpoint (what pods connect to)
+
+DATAPATH_PROVIDERS = ("DATAPATH_PROVIDER_UNSPECIFIED", "LEGACY_DATAPATH", "ADVANCED_DATAPATH",
+                      "MIGRATE_TO_ADVANCED_DATAPATH", "MIGRATE_TO_LEGACY_DATAPATH")
+
+
+def datapath_provider(body: dict) -> str:
+    """networkConfig.datapathProvider by name (the Python client sends the enum as its number)."""
+    v = (body.get("networkConfig") or {}).get("datapathProvider")
+    if isinstance(v, int) and 0 <= v < len(DATAPATH_PROVIDERS):
+        return DATAPATH_PROVIDERS[v]
+    return str(v or "")
+
+
+def enforcement_of(body: dict) -> bool:
+    """Whether a GKE cluster with these fields (its create body) enforces NetworkPolicies."""
+    if datapath_provider(body) == "ADVANCED_DATAPATH":
+        return True
+    addon = ((body.get("addonsConfig") or {}).get("networkPolicyConfig") or {})
+    return bool((body.get("networkPolicy") or {}).get("enabled")) and not addon.get("disabled")
+
+
 class ClusterSim:
     """The Kubernetes side of one GKE cluster (see the module docstring)."""
 
@@ -254,6 +276,14 @@ class ClusterSim:
     @property
     def zone(self) -> str:
         return self.location
+
+    @property
+    def enforces_network_policy(self) -> bool:
+        """Whether this cluster's data plane enforces NetworkPolicies, from its GKE create body: GKE
+        Dataplane V2 (networkConfig.datapathProvider ADVANCED_DATAPATH), or Calico (networkPolicy
+        .enabled with the NetworkPolicy add-on). Otherwise policies are stored and never enforced."""
+        c = self.world.clusters.get(self.key)
+        return enforcement_of(c.extra if c is not None else {})
 
     @property
     def running(self) -> bool:
@@ -291,10 +321,29 @@ class ClusterSim:
                          "internalTrafficPolicy": "Cluster"},
                 "status": {"loadBalancer": {}},
             })
+        self._api_endpoints()
         sa = self.store.type_for("serviceaccounts")
         for ns in BASE_NAMESPACES:
             if self.store.try_get(sa, ns, "default") is None:
                 self.store.create(sa, {"metadata": {"name": "default", "namespace": ns}})
+
+    def _api_endpoints(self) -> None:
+        """The `kubernetes` Endpoints and EndpointSlice of `default`: where pods reach the API server.
+        As on GKE, a private control-plane address (not the cluster's public `endpoint`)."""
+        ep, es = self.store.type_for("endpoints"), self.store.type_for("endpointslices", "discovery.k8s.io")
+        if self.store.try_get(ep, "default", "kubernetes") is None:
+            self.store.create(ep, {
+                "metadata": {"name": "kubernetes", "namespace": "default",
+                             "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+                "subsets": [{"addresses": [{"ip": API_SERVER_PRIVATE_IP}],
+                             "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]}]})
+        if es is not None and self.store.try_get(es, "default", "kubernetes") is None:
+            self.store.create(es, {
+                "metadata": {"name": "kubernetes", "namespace": "default",
+                             "labels": {"kubernetes.io/service-name": "kubernetes"}},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": [API_SERVER_PRIVATE_IP], "conditions": {"ready": True}}],
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]})
 
     def _make_faults(self) -> Faults:
         """The K8s API's faults: the world's revoked tokens (checked live), and the flaky knobs."""
@@ -308,6 +357,7 @@ class ClusterSim:
         """Open the Kubernetes API (new port each time) and start controllers and data plane."""
         if self.server is not None:
             return self.k8s_port  # type: ignore[return-value]
+        self._api_endpoints()  # (a world saved before they existed)
         if self.dataplane is None:
             self.dataplane = DataPlane(self)
         if self.controllers is None:

@@ -27,8 +27,10 @@ ReplacePrefixMatch, then the backend:
       entries per pod, learned from the EPP's own decisions), weight 1.0, plus a queue scorer
       (fewest requests in flight, normalized to [0, 1]) weight 0.5; ties are broken at random.
   Without the ext_proc EnvoyFilter the pool is load-balanced like a Service (no affinity).
-- NetworkPolicies (when rhaii_tui.cloud.netpol is importable) are enforced for gateway -> vLLM
-  :8000 and gateway -> EPP :9002: a blocked connection answers 503 "upstream connect error".
+- NetworkPolicies are evaluated by the emulator's own evaluator (sim/netpol.py, never the wizard's)
+  for gateway -> vLLM :8000 and gateway -> EPP :9002: a blocked connection answers 503 "upstream
+  connect error". Only on a cluster that enforces them (`cluster.enforces_network_policy`: created
+  with Dataplane V2 or Calico); elsewhere they are stored and have no effect, as on GKE.
 No route: 404; no Ready endpoint: 503 "no healthy upstream".
 
 Replicas. Each Ready workload pod (a pod whose container runs vLLM) is a `vllm.Replica` (keyed
@@ -66,6 +68,7 @@ from .controllers.common import (
     pod_ready,
     rt,
 )
+from .netpol import address, evaluate as evaluate_netpol, pod_party
 from .store import match_label_selector
 from .vllm import VLLM_VERSION, ApiFailure, LatencyModel, Replica, chat_prompt, is_vllm_container, \
     parse_vllm_args, stream_chunks, tokenize
@@ -196,11 +199,14 @@ class _Snapshot:
         self.netpols = store.list(npt)[0] if npt is not None else []
         g = rt(store, "gateways", "gateway.networking.k8s.io")
         self.gateway = store.try_get(g, GATEWAY_NAMESPACE, GATEWAY_NAME) if g is not None else None
-        self.gateway_pod = next((p for p in self.pods_by_ns.get(GATEWAY_NAMESPACE, [])
-                                 if (p["metadata"].get("labels") or {}).get("gateway.networking.k8s.io/gateway-name")
-                                 == GATEWAY_NAME and not p["metadata"].get("deletionTimestamp")), None)
+        gw_pods = [p for p in self.pods_by_ns.get(GATEWAY_NAMESPACE, [])
+                   if (p["metadata"].get("labels") or {}).get("gateway.networking.k8s.io/gateway-name")
+                   == GATEWAY_NAME and not p["metadata"].get("deletionTimestamp")]
+        # a Ready one first: only Ready pods are the Service's endpoints (another pod may carry the labels)
+        self.gateway_pod = next((p for p in gw_pods if pod_ready(p)), gw_pods[0] if gw_pods else None)
         self.routes = self._routes()
         self._reach: dict[tuple, bool] = {}
+        self.enforced = True  # False: the cluster stores NetworkPolicies but enforces none
 
     def _routes(self) -> list[tuple[str, Obj, int, Obj]]:
         """(path prefix, route, rule index, rule) for every rule attached to the gateway, longest first."""
@@ -240,31 +246,14 @@ class _Snapshot:
                 if pod_ready(p) and match_label_selector(sel, p["metadata"].get("labels") or {})]
 
     def reachable(self, src: Obj | None, dst: Obj, port: int) -> bool:
-        if not self.netpols or src is None:
+        if not self.netpols or src is None or not self.enforced:
             return True
         key = (src["metadata"]["uid"], dst["metadata"]["uid"], port)
         if key in self._reach:
             return self._reach[key]
-        ok = True
-        try:
-            from ..cloud import netpol
-
-            def ep(p: Obj):
-                named = {}
-                for c in p["spec"].get("containers") or []:
-                    for cp in c.get("ports") or []:
-                        if cp.get("name"):
-                            named[cp["name"]] = (int(cp.get("containerPort", 0)), cp.get("protocol", "TCP"))
-                nsl = (self.namespaces.get(p["metadata"]["namespace"], {}).get("metadata") or {}).get("labels")
-                e = netpol.pod(p["metadata"]["name"], p["metadata"]["namespace"], p["metadata"].get("labels") or {},
-                               (p.get("status") or {}).get("podIP", ""), named)
-                if nsl:
-                    import dataclasses
-                    e = dataclasses.replace(e, namespace_labels=dict(nsl))
-                return e
-            ok = netpol.can_reach(self.netpols, ep(src), ep(dst), port).allowed
-        except Exception:  # noqa: BLE001 - no calculator: no enforcement
-            ok = True
+        ns_of = self.namespaces.get
+        ok = evaluate_netpol(self.netpols, pod_party(src, ns_of(src["metadata"]["namespace"])),
+                             pod_party(dst, ns_of(dst["metadata"]["namespace"])), port).allowed
         self._reach[key] = ok
         return ok
 
@@ -366,7 +355,12 @@ class DataPlane:
     def snapshot(self) -> _Snapshot:
         if self._snap is None:
             self._snap = _Snapshot(self.store)
+            self._snap.enforced = self.enforces_network_policy()
         return self._snap
+
+    def enforces_network_policy(self) -> bool:
+        """The cluster's own answer (Dataplane V2 or Calico); a stand-in cluster enforces."""
+        return bool(getattr(self.cluster, "enforces_network_policy", True))
 
     def replica_for(self, pod: Obj) -> Replica | None:
         """The vLLM server of a pod (None when the pod runs no vLLM)."""
@@ -394,6 +388,93 @@ class DataPlane:
             return False
         return any(cs.get("name") == vc["name"] and cs.get("ready")
                    for cs in (pod.get("status") or {}).get("containerStatuses") or [])
+
+    # --- a TCP connection from a pod (probe pods: nc / curl) ---------------------------------
+    def api_server_addresses(self) -> list[str]:
+        """The addresses of the `kubernetes` EndpointSlice in `default` (what pods reach the API at)."""
+        t = rt(self.store, "endpointslices", "discovery.k8s.io")
+        if t is None:
+            return []
+        out = []
+        for es in self.store.list(t, "default")[0]:
+            if (es["metadata"].get("labels") or {}).get("kubernetes.io/service-name") == "kubernetes":
+                for ep in es.get("endpoints") or []:
+                    out += list(ep.get("addresses") or [])
+        return out
+
+    def _epp_reaches_api(self, snap: _Snapshot, epp: Obj) -> bool:
+        """The EPP's egress to the API server (the `kubernetes` EndpointSlice addresses, port 443)."""
+        if not snap.enforced or not snap.netpols:
+            return True
+        addrs = self.api_server_addresses()
+        if not addrs:
+            return True
+        key = (epp["metadata"]["uid"], "api", addrs[0])
+        if key not in snap._reach:
+            src = pod_party(epp, snap.namespaces.get(epp["metadata"]["namespace"]))
+            snap._reach[key] = evaluate_netpol(snap.netpols, src, address(addrs[0]), 443).allowed
+        return snap._reach[key]
+
+    def connect(self, src: Obj, host: str, port: int, protocol: str = "TCP") -> str:
+        """What a TCP connect from pod `src` to `host`:`port` does: "open", "refused" (nothing listens),
+        or "timeout" (a NetworkPolicy drops it, or nothing answers at that address). The decision is
+        the emulator's own NetworkPolicy evaluator, on clusters that enforce policies."""
+        snap = self.snapshot()
+        ns_of = snap.namespaces.get
+        src_party = pod_party(src, ns_of(src["metadata"]["namespace"]))
+        host = host.strip().lower().rstrip(".")
+        dst: Obj | None = None
+        # a Service (ClusterIP or DNS name): kube-proxy / eBPF picks a Ready backend, policies apply to it
+        svc = None
+        for (sns, sname), sv in snap.services.items():
+            spec = sv.get("spec") or {}
+            names = {f"{sname}.{sns}", f"{sname}.{sns}.svc", f"{sname}.{sns}.svc.cluster.local"}
+            if sns == src["metadata"]["namespace"]:
+                names.add(sname)
+            if host in names or host in (spec.get("clusterIPs") or [spec.get("clusterIP")]):
+                svc = sv
+                break
+        if svc is not None:
+            spec = svc.get("spec") or {}
+            sp = next((p for p in spec.get("ports") or [] if int(p.get("port", 0)) == port), None)
+            if sp is None:
+                return "timeout"
+            if svc["metadata"]["name"] == "kubernetes" and svc["metadata"]["namespace"] == "default":
+                addrs = self.api_server_addresses()
+                host, port = (addrs[0], int(sp.get("targetPort", port))) if addrs else (host, port)
+            else:
+                pods = snap.ready_pods(svc["metadata"]["namespace"], spec.get("selector") or {})
+                if not pods or not spec.get("selector"):
+                    return "refused"
+                dst = pods[0]
+                tp = sp.get("targetPort", port)
+                port = int(tp) if isinstance(tp, int) or str(tp).isdigit() else next(
+                    (int(cp["containerPort"]) for c in dst["spec"].get("containers") or []
+                     for cp in c.get("ports") or [] if cp.get("name") == tp), port)
+        if dst is None:
+            dst = next((p for p in snap.pods if (p.get("status") or {}).get("podIP") == host
+                        and not p["metadata"].get("deletionTimestamp")), None)
+        if dst is None:
+            # outside the pod network: the API server's endpoint, or any other address
+            v = evaluate_netpol(snap.netpols, src_party, address(host), port, protocol) if snap.enforced else None
+            if v is not None and not v.allowed:
+                return "timeout"
+            if host in self.api_server_addresses():
+                return "open" if port == 443 else "refused"
+            return "open"
+        if snap.enforced and snap.netpols:
+            v = evaluate_netpol(snap.netpols, src_party, pod_party(dst, ns_of(dst["metadata"]["namespace"])),
+                                port, protocol)
+            if not v.allowed:
+                return "timeout"
+        if (dst.get("status") or {}).get("phase") != "Running":
+            return "refused"
+        vc = next((c for c in dst["spec"].get("containers") or [] if is_vllm_container(c)), None)
+        if vc is not None and port == parse_vllm_args(vc).port:
+            return "open" if self._server_up(dst) else "refused"
+        listening = any(int(cp.get("containerPort", 0)) == port and (cp.get("protocol") or "TCP") == protocol
+                        for c in dst["spec"].get("containers") or [] for cp in c.get("ports") or [])
+        return "open" if listening else "refused"
 
     # --- serving a replica -------------------------------------------------------------------
     async def serve(self, request: web.Request, pod: Obj, path: str, body: bytes, *, client_ip: str,
@@ -600,6 +681,11 @@ class DataPlane:
                 hop += self.model.epp_ms
                 if broken:  # FailOpen: the request goes on without the EPP's choice
                     ext = False
+                if ext and epp is not None and not self._epp_reaches_api(snap, epp):
+                    # its egress to the API server is cut: it cannot watch the pool's pods, so it has
+                    # no candidate to pick and the request finds no endpoint
+                    await asyncio.sleep(hop / 1000)
+                    return _envoy(503, "no healthy upstream")
             if ext:
                 if not pods:
                     return _envoy(503, "no healthy upstream")

@@ -120,7 +120,15 @@ def cluster_json(world: "World", c: Cluster) -> dict:
         "id": c.id,
         "etag": f"{abs(hash((c.name, c.status))) % 10**8:08d}",
     }
-    out.update({k: v for k, v in c.extra.items()})
+    for k, v in c.extra.items():  # the create body's fields; nested ones on top of GKE's defaults
+        out[k] = {**out[k], **v} if k in ("networkConfig", "addonsConfig") and isinstance(v, dict) else v
+    if isinstance((c.extra.get("networkConfig") or {}).get("datapathProvider"), int):  # by name, as GKE answers
+        from .cluster import datapath_provider
+        out["networkConfig"]["datapathProvider"] = datapath_provider(c.extra)
+    if (c.extra.get("networkPolicy") or {}).get("enabled"):  # Calico: GKE names the provider, adds the add-on
+        out["networkPolicy"] = {**c.extra["networkPolicy"], "provider": "CALICO"}
+        if (c.extra.get("addonsConfig") or {}).get("networkPolicyConfig") is None:
+            out["addonsConfig"]["networkPolicyConfig"] = {}
     if c.status_message:
         out["statusMessage"] = c.status_message
     if c.control_plane_up and sim is not None and sim.endpoint:

@@ -17,6 +17,7 @@ SCENARIOS: tuple[str, ...] = (
     "bad-hf-token",
     "bad-pull-secret",
     "two-nodes",
+    "no-netpol-enforcement",
     "slow-compile",
     "flaky-api",
 )

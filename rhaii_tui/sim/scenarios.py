@@ -61,6 +61,9 @@ class Scenario:
     adc_quota_project: bool = True
     machine_series_absent: tuple[str, ...] = ()  # "ZONE:SERIES" (e.g. "europe-west4-a:n1"): not offered there
     max_tpu_nodes: int | None = None  # the zone provides at most this many TPU nodes per pool
+    # a prebuilt cluster (start_state other than fresh) is created with GKE Dataplane V2, as the wizard
+    # creates it, so NetworkPolicies are enforced; False: a cluster that stores them but enforces none
+    dataplane_v2: bool = True
     # cluster side (read by the controllers)
     hf_token_rejected: bool = False  # model download gets 401 from Hugging Face
     pull_secret_rejected: bool = False  # registry.redhat.io answers 401: ImagePullBackOff
@@ -142,6 +145,9 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "(ImagePullBackOff).", pull_secret_rejected=True),
     Scenario("two-nodes", "The zone could only provide 2 TPU nodes: the pool has 2 of 3 nodes, so one "
              "vLLM replica stays Pending.", start_state="cluster-ready", max_tpu_nodes=2),
+    Scenario("no-netpol-enforcement", "Step 2 done on an existing cluster created without Dataplane V2 or "
+             "network policy enforcement: NetworkPolicies are stored but not enforced.",
+             start_state="cluster-ready", dataplane_v2=False),
     Scenario("slow-compile", "A cold XLA compile cache: vLLM takes about 4x longer to become Ready.",
              compile_factor=4.0),
     Scenario("flaky-api", "Unreliable APIs: 10% of requests fail (5xx/429), watches drop every 20 s, "
@@ -191,6 +197,7 @@ async def build_start_state(world) -> None:
                        "config": {"machineType": DEFAULT_POOL_MACHINE_TYPE},
                        "autoscaling": {"enabled": True, "minNodeCount": 1, "maxNodeCount": 5}}],
         "ipAllocationPolicy": {"useIpAliases": True},
+        **({"networkConfig": {"datapathProvider": "ADVANCED_DATAPATH"}} if world.scenario.dataplane_v2 else {}),
     }})
     await world.finish_operation(op, backdate=True)
     op = world.create_node_pool(cfg.project, cfg.zone, cfg.cluster, {"nodePool": {

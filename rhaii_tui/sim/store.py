@@ -129,6 +129,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _rt("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale"), categories=("all",)),
     _rt("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale"), categories=("all",)),
     _rt("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",)),
+    _rt("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
     _rt("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
         ("crd", "crds"), ("status",)),
     _rt("coordination.k8s.io", "v1", "Lease", "leases"),

@@ -168,7 +168,7 @@ def plan(ctx: StepContext) -> ClusterPlan:
             creates_cluster = True
             actions.append(f"Create cluster {cfg.cluster} in {cfg.zone}: default pool "
                            f"{getattr(cfg, 'default_machine_type', '') or DEFAULT_POOL_MACHINE_TYPE} "
-                           "x2 (autoscaling 1-5), IP aliases (~5 min).")
+                           "x2 (autoscaling 1-5), IP aliases, Dataplane V2 (enforces NetworkPolicies) (~5 min).")
         actions.append(f"Create node pool {TPU_POOL_NAME}: {n} x {TPU_MACHINE_TYPE} (TPU v6e, {TPU_TOPOLOGY}, 4 chips "
                        f"each, {4 * n} chips) (~15 min).")
     else:

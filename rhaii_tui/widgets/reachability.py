@@ -102,11 +102,23 @@ def result_shown(row: Any) -> Shown:
     return f"⚠ {word}", "bold $warning"
 
 
+def observed_shown(obs: Any) -> Shown:
+    """The Observed cell: what a probe pod saw on the cluster, marked against the guide's intent."""
+    if obs is None:
+        return "", ""
+    if obs.observed is None:
+        return "? no result", "$warning"
+    word = "connected" if obs.observed else "blocked"
+    return (f"✔ {word}", "$success") if obs.ok else (f"✘ {word}", "bold $error")
+
+
 def decided_by(row: Any) -> str:
+    if str(getattr(row, "reason", "")).startswith("not enforced"):
+        return "not enforced"
     return ", ".join(row.policies) if row.policies else "no policy (open)"
 
 
-def row_explanation(row: Any) -> Content:
+def row_explanation(row: Any, observed: Any = None) -> Content:
     """The highlighted row, in full: verdict, what the guide intends, who decided and why."""
     text, style = result_shown(row)
     parts: list[Any] = [(row.label.replace(ARROW, " → "), "bold"), "  ", (text, style)]
@@ -115,6 +127,8 @@ def row_explanation(row: Any) -> Content:
     elif not row.ok:
         parts += [("  the guide intends: " + ("allowed" if row.expected else "denied"), "$warning")]
     parts += ["\n", (row.reason, "$text-muted")]
+    if observed is not None:
+        parts += ["\n", ("Observed: ", "$text-muted"), observed.text()]
     return Content.assemble(*parts)
 
 
@@ -144,6 +158,24 @@ def headline(report: Any, mode: str, cfg: Any) -> Content:
     (the isolation, or that there is none); paths not as the guide intends."""
     rows = list(report.rows)
     parts: list[Any] = []
+    enforced = getattr(report, "enforced", None)
+    if enforced is False:
+        if mode == "preview":
+            parts += [("⚠ Not enforced on this cluster: ", "bold $warning"),
+                      ("applying stores these policies without isolating anything (the table shows what they "
+                       "say, not what happens). ", "$warning")]
+        else:
+            parts += [("✘ Not isolated: ", "bold $error"),
+                      ("this cluster does not enforce NetworkPolicies, so every pod can reach vLLM and the EPP "
+                       "whatever the policies say.", "$error")]
+            cluster = getattr(cfg, "cluster", "CLUSTER")
+            parts += ["\n", ("• enable it here: ", "$text-muted"),
+                      f"gcloud container clusters update {cluster} --update-addons=NetworkPolicy=ENABLED, then "
+                      "--enable-network-policy", (" (recreates every node, TPU nodes included)", "$text-muted"),
+                      "\n", ("• or a new cluster with ", "$text-muted"), "--enable-dataplane-v2",
+                      (" (chosen at creation only)", "$text-muted")]
+            return Content.assemble(*parts)
+        parts += ["\n"]
     if report.broken:
         lead = "Applying these policies would break the deployment: " if mode == "preview" else \
             "The live policies break the deployment: "
@@ -156,11 +188,26 @@ def headline(report: Any, mode: str, cfg: Any) -> Content:
     elif not report.policies:
         parts += [("No NetworkPolicy selects these pods: ", "bold $warning"),
                   "every pod in the cluster can reach vLLM and the EPP."]
+    elif mode != "preview" and getattr(report, "observed_gaps", None):
+        parts += [("✘ Not isolated as intended: ", "bold $error"),
+                  "probe pods on the cluster did not see what these policies say (below)."]
     else:
+        by = getattr(report, "enforcement", "") if enforced else ""
         parts += [("✔ Isolation in place", "bold $success"), ": the gateway still reaches vLLM and the EPP."]
+        if by:
+            parts += [(f" {by}", "$text-muted")]
     if report.policies or mode == "preview":
         for label, names in _reach_lines(rows, cfg):
             parts += ["\n", (label, "$text-muted"), names]
+    observed = list((getattr(report, "observed", None) or {}).values())
+    if observed:
+        wrong = [o for o in observed if not o.ok]
+        if wrong:
+            parts += ["\n", ("✘ Seen on the cluster: ", "bold $error"),
+                      "; ".join(o.text() for o in wrong)]
+        else:
+            parts += ["\n", (f"✔ Seen on the cluster: {len(observed)}/{len(observed)} probe pods as intended",
+                              "$success")]
     gaps = [r for r in report.gaps if not (r.required and not r.allowed)]
     if gaps and report.policies:
         parts += ["\n", (f"⚠ {len(gaps)} path{'s' if len(gaps) != 1 else ''} not as the guide intends: ",
@@ -174,6 +221,7 @@ class ReachabilityTable(KeyedTable):
     COLUMNS = (
         ("who", "Connection", 31),
         ("result", "Result", 9),
+        ("seen", "Observed", 11),
         ("by", "Decided by", 12),
     )
     FILL_COLUMN = "by"
@@ -188,16 +236,20 @@ class ReachabilityTable(KeyedTable):
 
     def shown_cells(self, key: str, model: Mapping[str, Any]) -> dict[str, Shown]:
         if key.startswith("section:"):
-            return {"who": (str(model.get("who", "")), "bold $accent"), "result": ("", ""), "by": ("", "")}
+            return {"who": (str(model.get("who", "")), "bold $accent"), "result": ("", ""), "seen": ("", ""),
+                    "by": ("", "")}
         row = self.rows_by_key.get(key)
         return {
             "who": (" " + str(model.get("who", "")), ""),
             "result": (str(model.get("result", "")), str(model.get("result_style", ""))),
+            "seen": (str(model.get("seen", "")), str(model.get("seen_style", ""))),
             "by": (str(model.get("by", "")), "$text-muted"),
         } if row is not None else {c: ("", "") for c in self.column_keys}
 
-    def show(self, rows: Sequence[Any], cfg: Any) -> None:
-        """Show `rows` (cloud.netpol.Row); rows no longer there go, the others update in place."""
+    def show(self, rows: Sequence[Any], cfg: Any, observed: Mapping[str, Any] | None = None) -> None:
+        """Show `rows` (cloud.netpol.Row), with what probe pods `observed` (row key -> Observation)
+        next to them; rows no longer there go, the others update in place."""
+        observed = observed or {}
         ends = _probe_ends(cfg)
         grouped: dict[str, list[Any]] = {}
         for r in rows:
@@ -215,9 +267,11 @@ class ReachabilityTable(KeyedTable):
                 n_ports = len(set(ports))
                 for i, r in enumerate(members):
                     text, style = result_shown(r)
+                    seen, seen_style = observed_shown(observed.get(r.key))
                     keep.append(r.key)
                     self.upsert(r.key, {"who": who_text(section, r.label, r.port, n_ports), "result": text,
-                                        "result_style": style, "by": decided_by(r), "order": order, "index": i,
+                                        "result_style": style, "seen": seen, "seen_style": seen_style,
+                                        "by": decided_by(r), "order": order, "index": i,
                                         "allowed": r.allowed, "ok": r.ok})
             self.sync_keys(keep)
             self.resort()
@@ -261,7 +315,7 @@ class ReachabilityPanel(Vertical):
         content = headline(report, mode, cfg)
         self.headline_text = content.plain
         self.query_one(".reach-headline", Static).update(content)
-        self.table.show(report.rows, cfg)
+        self.table.show(report.rows, cfg, getattr(report, "observed", None))
         self._explain()
 
     def show_message(self, text: str, style: str = "$text-muted") -> None:
@@ -277,8 +331,9 @@ class ReachabilityPanel(Vertical):
         row = self.table.highlighted_row()
         if row is None:
             row = next((r for r in (self.report.rows if self.report else []) if not r.ok), None)
+        obs = (getattr(self.report, "observed", None) or {}).get(row.key) if row is not None else None
         self.query_one(".reach-explain", Static).update(
-            row_explanation(row) if row is not None else
+            row_explanation(row, obs) if row is not None else
             Content.styled("Move to a row (↑↓) to see which policies decide it and why." if self.report else "",
                            "$text-muted"))
 

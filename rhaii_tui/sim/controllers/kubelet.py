@@ -42,7 +42,7 @@ from typing import Any
 
 from ..store import ApiError
 from ..vllm import is_vllm_container, parse_vllm_args
-from . import logscripts
+from . import logscripts, netprobe
 from .common import (
     KUBELET_ANNOTATION,
     Obj,
@@ -501,6 +501,8 @@ class Kubelet:
         elif c["name"] == "istio-proxy" or "proxyv2" in image:
             s = logscripts.istio_proxy(name, ns, ip, r,
                                        router="gateway.networking.k8s.io/gateway-name" in labels)
+        elif not init and (probe_cmd := netprobe.parse(c)) is not None:
+            s = netprobe.script(probe_cmd, self._connect(pod, probe_cmd))
         elif labels.get("app.kubernetes.io/component") == EPP_COMPONENT and c["name"] == "main":
             args = [str(a) for a in c.get("args") or []]
             pool = next((args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--pool-name", "-pool-name")),
@@ -518,6 +520,22 @@ class Kubelet:
 
     def _crashes(self, c: Obj) -> bool:
         return is_broken(c.get("image", ""))
+
+    def _connect(self, pod: Obj, cmd: netprobe.ProbeCommand) -> str:
+        """Ask the cluster's data plane what a connection from this pod does (no data plane: open)."""
+        dp = getattr(self.ctl.cluster, "dataplane", None)
+        if dp is None or not hasattr(dp, "connect"):
+            return "open"
+        try:
+            return dp.connect(pod, cmd.host, cmd.port)
+        except Exception:  # noqa: BLE001 - a probe never takes the kubelet down
+            return "timeout"
+
+    @staticmethod
+    def _completes(pod: Obj, exit_code: int) -> bool:
+        """restartPolicy Never (or OnFailure and exit 0): the pod ends Succeeded/Failed, no restart."""
+        policy = pod["spec"].get("restartPolicy") or "Always"
+        return policy == "Never" or (policy == "OnFailure" and exit_code == 0)
 
     def _instance_start(self, tl: Timeline, c: Obj) -> float | None:
         return tl.run_started if self._crashes(c) else tl.main_started
@@ -700,6 +718,14 @@ class Kubelet:
                     return
                 tl.last = {"started": tl.since, "finished": t, "exit": exit_code, "reason": "Error"}
                 tl.stage, tl.since = f"{grp}:exited", t
+            elif self._completes(pod, exit_code):
+                for c in containers:
+                    self._write_container_logs(pod, c, False, self._instance(tl, c, False),
+                                               self._instance_start(tl, c) or tl.since, t)
+                    self.logs.terminate(ns, name, c["name"])
+                tl.last = {"started": tl.run_started or tl.since, "finished": t, "exit": exit_code,
+                           "reason": "Completed" if exit_code == 0 else "Error"}
+                tl.stage, tl.since = f"{grp}:done", t
             else:
                 for c in containers:
                     if self._crashes(c):
@@ -942,6 +968,12 @@ class Kubelet:
             crashing = self._crashes(c)
             inst = self._instance(tl, c, False)
             cid = self._cid(pod, c, inst)
+            if phase == "done" and tl.last:  # a completed pod (restartPolicy Never / OnFailure)
+                main_cs.append(self._cs(c, self._term_state(tl.last, cid), started=False, restarts=inst,
+                                        pulled=True, cid=cid))
+                ready_all = False
+                unready.append(c["name"])
+                continue
             if crashing:
                 last = self._term_state(tl.last, self._cid(pod, c, inst - 1)) if tl.last and inst > 0 else None
                 if phase == "run":
@@ -1000,14 +1032,16 @@ class Kubelet:
             else:
                 since = tl.bound
             msg = f"containers with unready status: [{' '.join(unready)}]"
-            conds.append(cond("Ready", False, since, "ContainersNotReady", msg))
-            conds.append(cond("ContainersReady", False, since, "ContainersNotReady", msg))
+            why = "PodCompleted" if phase == "done" else "ContainersNotReady"
+            conds.append(cond("Ready", False, since, why, None if phase == "done" else msg))
+            conds.append(cond("ContainersReady", False, since, why, None if phase == "done" else msg))
         conds.append(cond("PodScheduled", True, tl.bound))
 
         host_ip = next((a["address"] for a in (node.get("status") or {}).get("addresses") or []
                         if a.get("type") == "InternalIP"), "10.128.0.2")
         status: Obj = {
-            "phase": "Running" if tl.main_started is not None else "Pending",
+            "phase": ("Succeeded" if int((tl.last or {}).get("exit", 1)) == 0 else "Failed") if phase == "done"
+            else "Running" if tl.main_started is not None else "Pending",
             "conditions": conds,
             "hostIP": host_ip,
             "hostIPs": [{"ip": host_ip}],
@@ -1083,7 +1117,9 @@ class Kubelet:
     def _terminate(self, pod: Obj, tl: Timeline, now: float, node: Obj) -> None:
         ns, name, uid = pod["metadata"]["namespace"], pod["metadata"]["name"], pod["metadata"]["uid"]
         running = []
-        if tl.group == "main" and tl.main_started is not None:
+        if tl.phase == "done":
+            pass  # completed: nothing left to stop
+        elif tl.group == "main" and tl.main_started is not None:
             running = [c for c in pod["spec"].get("containers") or [] if not self._crashes(c) or tl.phase == "run"]
         elif tl.phase == "run":
             running = self._group_containers(pod, tl.group)
