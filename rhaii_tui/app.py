@@ -23,6 +23,8 @@ google.cloud, httpx, aiohttp); pages import them lazily inside workers.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import itertools
 import os
 import sys
 import threading
@@ -67,6 +69,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 EXIT_AFTER_PAINT_ENV = "RHAII_TUI_EXIT_AFTER_PAINT"
+LEASE_RELEASE_SECONDS = 2.0  # at quit: give the deploy lease back if the cluster answers at once (else it expires)
 LEASE_POLL_SECONDS = 30.0  # who drives the deployment: one ConfigMap GET, 2 a minute (the API budget of a kind)
 
 
@@ -99,6 +102,50 @@ class StepCommands(Provider):
             if score > 0:
                 yield Hit(score, matcher.highlight(name), command, text=name,
                           help=_first_sentence(help_text))
+
+
+class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The app's thread workers each run on a daemon thread that nothing waits for at exit.
+
+    Quitting returns to the shell at once whatever a worker is doing: pages set their stop events
+    when they go, and a worker still in a blocking call (a long poll, a slow connection) does not
+    hold the process (asyncio's default executor would be joined at exit). What was sent to the
+    cloud keeps going, as the footer says."""
+
+    def __init__(self) -> None:
+        super().__init__(thread_name_prefix="rhaii-worker")
+        self._count = itertools.count(1)
+        self._closed = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
+        if self._closed:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as e:  # noqa: BLE001 - handed to the awaiting side
+                future.set_exception(e)
+            else:
+                future.set_result(result)
+
+        threading.Thread(target=run, daemon=True, name=f"rhaii-worker-{next(self._count)}").start()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._closed = True  # the daemon threads end with their work or with the process
+
+
+def release_lease_briefly(keeper: Any, timeout: float = LEASE_RELEASE_SECONDS) -> bool:
+    """Give the deploy lease back, waiting at most `timeout` seconds (it expires on its own
+    otherwise). True when the release finished in time."""
+    t = threading.Thread(target=keeper.release, daemon=True, name="lease-release")
+    t.start()
+    t.join(timeout)
+    return not t.is_alive()
 
 
 def _first_sentence(text: str) -> str:
@@ -183,6 +230,10 @@ class RhaiiApp(App[int]):
             yield StepList(PAGES, current=self.current_step, states=self.step_states, id="sidebar")
             yield ContentSwitcher(id="pages")
         yield Footer(id="footer")
+
+    def on_load(self) -> None:
+        # thread workers must never hold the process at quit (see DaemonExecutor)
+        asyncio.get_running_loop().set_default_executor(DaemonExecutor())
 
     def on_mount(self) -> None:
         self._listen_for_credentials(self.profile)
@@ -569,7 +620,7 @@ def run_wizard(cfg: DeployConfig, profile: Any = None, state_store: StateStore |
         result = app.run()
     finally:
         if app._lease_keeper is not None:
-            app._lease_keeper.release()  # the next wizard need not wait for it to expire
+            release_lease_briefly(app._lease_keeper)  # the next wizard need not wait for it to expire
     if os.environ.get(EXIT_AFTER_PAINT_ENV):  # benchmark mode only: users see no timing noise
         if app.first_paint_at is not None:
             print(f"first-paint {app.first_paint_at:.6f} cpu {app.first_paint_cpu:.6f}", file=sys.stderr)

@@ -1,0 +1,82 @@
+"""Lifecycle: quitting returns at once whatever runs, and no worker thread holds the process."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from textual.widgets import Log
+
+from rhaii_tui.app import RhaiiApp, release_lease_briefly
+from rhaii_tui.config import DeployConfig, StateStore
+from rhaii_tui.screens.operate import OperateScreen
+
+SIZE = (120, 40)
+QUIT_BOUND = 10.0  # generous for a loaded CI machine; measured well under 2 s
+
+
+async def until(pilot, predicate, timeout: float = 60.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("timed out waiting in the app")
+        await pilot.pause(0.05)
+
+
+def blocking_threads(before: set[threading.Thread]) -> list[threading.Thread]:
+    """Threads started since `before` that would keep the interpreter from exiting."""
+    return [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon
+            and t is not threading.main_thread()]
+
+
+def test_quit_during_a_long_scale_returns_at_once(make_sim_world, tmp_path):
+    world = make_sim_world("deployed", speed=2)  # a slow world: the node pool grows for minutes
+    cfg = DeployConfig(project=world.endpoints["project"], replicas=3)
+    app = RhaiiApp(cfg, profile=world.profile(), state_store=StateStore(tmp_path / "state"), start_step=12)
+    before = set(threading.enumerate())
+    quit_at: list[float] = []
+
+    async def walk() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await app.start_page_ready.wait()
+            page = app.current_page
+            assert isinstance(page, OperateScreen)
+            await until(pilot, lambda: page.status is not None and page.status.replicas_ready == 3)
+            page.start("scale", "Scale to 4", n=4)
+            await until(pilot, lambda: "Resizing node pool" in "\n".join(page.query_one(Log).lines))
+            assert page.busy and page.result is None  # the action is under way
+            quit_at.append(time.monotonic())
+            await pilot.press("ctrl+q")
+
+    asyncio.run(walk())  # asyncio.run waits for the loop's executor threads, as the real app's run does
+    elapsed = time.monotonic() - quit_at[0]
+    assert elapsed < QUIT_BOUND, f"quitting took {elapsed:.1f} s"
+    deadline = time.monotonic() + QUIT_BOUND
+    while blocking_threads(before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not blocking_threads(before), [t.name for t in blocking_threads(before)]
+
+
+def test_lease_release_at_quit_has_a_time_limit():
+    gate = threading.Event()
+
+    class StuckKeeper:
+        def release(self) -> None:
+            gate.wait(60)  # a cluster that does not answer
+
+    started = time.monotonic()
+    try:
+        assert release_lease_briefly(StuckKeeper(), timeout=0.2) is False
+        assert time.monotonic() - started < 5
+    finally:
+        gate.set()
+
+    class QuickKeeper:
+        released = False
+
+        def release(self) -> None:
+            QuickKeeper.released = True
+
+    assert release_lease_briefly(QuickKeeper(), timeout=5) is True and QuickKeeper.released
