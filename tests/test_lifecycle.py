@@ -80,3 +80,63 @@ def test_lease_release_at_quit_has_a_time_limit():
             QuickKeeper.released = True
 
     assert release_lease_briefly(QuickKeeper(), timeout=5) is True and QuickKeeper.released
+
+
+# --- step 4's installer: Stop ends the whole process group ---------------------------------------------
+
+
+def _gone(pid: int) -> bool:
+    """No such process (or only a zombie waiting for its reaper)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+    except OSError:
+        import os
+
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+
+def test_stopping_the_installer_stops_every_process_it_started(tmp_path):
+    import os
+    import signal
+    import sys
+
+    from rhaii_tui.steps import operators
+
+    pidfile = tmp_path / "child.pid"
+    script = tmp_path / "fake-installer.sh"
+    # like make running a recipe: a shell that starts a long child and waits for it
+    script.write_text(f"#!/bin/sh\n{sys.executable} -c 'import time; time.sleep(120)' &\n"
+                      f"echo $! > {pidfile}\necho started\nwait\n")
+    script.chmod(0o755)
+    lines: list[str] = []
+    stop = threading.Event()
+    codes: list[int] = []
+    runner = threading.Thread(target=lambda: codes.append(
+        operators.run_streaming([str(script)], lines.append, stop=stop, grace=2.0)), daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 60
+    while not ("started" in lines and pidfile.exists() and pidfile.read_text().strip()):
+        assert time.monotonic() < deadline and runner.is_alive(), lines
+        time.sleep(0.02)
+    child = int(pidfile.read_text())
+    try:
+        stop.set()
+        runner.join(30)
+        assert not runner.is_alive(), "run_streaming still reads the output of a child left running"
+        assert codes == [-1]
+        deadline = time.monotonic() + 30
+        while not _gone(child) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _gone(child), "the installer's child survived Stop"
+    finally:
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
