@@ -509,12 +509,17 @@ class RhaiiApp(App[int]):
         if self._exit or not self.is_running:
             return
         if self._loop is not None and threading.get_ident() != self._thread_id:
+            # posted, never waited for: the reporting thread may hold a lock the UI thread wants
             try:
-                self.call_from_thread(self.credentials_failed, message)
+                self.call_later(self._credentials_failed_posted, message)  # a message: thread-safe
             except RuntimeError:  # the app is closing
                 pass
             return
         self.credentials_failed(message)
+
+    def _credentials_failed_posted(self, message: str) -> None:
+        if not self._exit and self.is_running:
+            self.credentials_failed(message)
 
     def credentials_failed(self, message: str) -> None:
         """A credentials failure (UI thread): open the re-authenticate modal unless it is open,

@@ -140,3 +140,55 @@ def test_stopping_the_installer_stops_every_process_it_started(tmp_path):
             os.kill(child, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+# --- never wait for the UI thread while holding a lock ---------------------------------------------------
+
+
+def test_a_failed_token_refresh_while_building_the_kube_session_does_not_deadlock(tmp_path):
+    """The session is built outside the context's lock: a credentials listener that waits for
+    another thread (the UI, saving the config: set_config takes the lock) does not wait forever."""
+    from types import SimpleNamespace
+
+    from rhaii_tui.cloud.gke import CloudError
+    from rhaii_tui.cloud.profile import ClusterAccess, ConnectionProfile, CredentialsError
+    from rhaii_tui.steps.context import StepContext
+
+    class ExpiredProfile(ConnectionProfile):
+        def kube_api_client(self, access):
+            self._notify_credentials_failure("expired")  # as access_token() does when a refresh fails
+            raise CredentialsError("expired")
+
+    profile = ExpiredProfile()
+    cfg = DeployConfig(project="p", zone="europe-west4-a", cluster="c")
+    ctx = StepContext(cfg, profile, None)
+    access = ClusterAccess("10.0.0.1:443", "Q0E=")
+    ctx.cluster = lambda refresh=False: SimpleNamespace(endpoint=access.endpoint, ca_cert_b64=access.ca_cert_b64,
+                                                        access=access, name="c", status="RUNNING")
+    saved: list[bool] = []
+
+    def listener(_message: str) -> None:  # the app's listener hands over to the UI thread, which...
+        ui = threading.Thread(target=lambda: (ctx.set_config(cfg.replace(replicas=4)), saved.append(True)),
+                              daemon=True)
+        ui.start()  # ... is saving the config at that moment
+        ui.join(10)
+
+    profile.add_credentials_listener(listener)
+    outcome: list[str] = []
+
+    def build() -> None:
+        try:
+            ctx.kube()
+            outcome.append("built")
+        except CloudError as e:
+            outcome.append(e.kind)
+
+    builder = threading.Thread(target=build, daemon=True)
+    started = time.monotonic()
+    builder.start()
+    builder.join(30)
+    assert not builder.is_alive()
+    assert outcome == ["credentials"]
+    assert saved == [True], "the config save waited for the lock held while fetching a token"
+    assert time.monotonic() - started < 9
+    assert ctx.cfg.replicas == 4
