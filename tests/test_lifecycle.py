@@ -192,3 +192,46 @@ def test_a_failed_token_refresh_while_building_the_kube_session_does_not_deadloc
     assert saved == [True], "the config save waited for the lock held while fetching a token"
     assert time.monotonic() - started < 9
     assert ctx.cfg.replicas == 4
+
+
+# --- pages 6-11 run their mount handlers once --------------------------------------------------------------
+
+
+def test_pages_6_to_11_mount_once_and_page_6_polls_on_one_timer(monkeypatch, tmp_path):
+    from collections import Counter
+
+    from rhaii_tui.screens import epp_sidecar, verify
+    from rhaii_tui.screens.base import StepScreen
+    from rhaii_tui.widgets.throughput_chart import ThroughputChart
+
+    calls: Counter = Counter()
+
+    def counting(cls):
+        original = cls.__dict__["on_mount"]
+
+        def on_mount(self) -> None:
+            calls[(cls.__name__, getattr(self, "number", id(self)))] += 1
+            original(self)
+
+        monkeypatch.setattr(cls, "on_mount", on_mount)
+
+    for cls in (StepScreen, epp_sidecar.ProbingScreen, verify.ResultsPage, ThroughputChart):
+        counting(cls)
+    app = RhaiiApp(DeployConfig(project="p"), profile=None, state_store=StateStore(tmp_path / "state"), start_step=6)
+
+    async def walk() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await app.start_page_ready.wait()
+            for number in range(7, 12):
+                app.goto_step(number)
+                await until(pilot, lambda: app.page_widget(number) is not None
+                            and app.page_widget(number).is_mounted)
+            await pilot.pause()
+            page6 = app.page_widget(6)
+            polls = [t for t in page6._timers if getattr(t, "name", "") == "probe-poll"]
+            assert len(polls) == 1, f"page 6 polls on {len(polls)} timers"
+
+    asyncio.run(walk())
+    assert all(c == 1 for c in calls.values()), {k: c for k, c in calls.items() if c != 1}
+    assert {n for (name, n) in calls if name == "StepScreen"} >= set(range(6, 12))
+    assert {n for (name, n) in calls if name == "ProbingScreen"} >= {6, 7, 8}
