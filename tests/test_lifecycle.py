@@ -235,3 +235,48 @@ def test_pages_6_to_11_mount_once_and_page_6_polls_on_one_timer(monkeypatch, tmp
     assert all(c == 1 for c in calls.values()), {k: c for k, c in calls.items() if c != 1}
     assert {n for (name, n) in calls if name == "StepScreen"} >= set(range(6, 12))
     assert {n for (name, n) in calls if name == "ProbingScreen"} >= {6, 7, 8}
+
+
+# --- the DOM is queried on the UI thread only --------------------------------------------------------------
+
+
+def test_operate_workers_never_query_the_dom_from_their_thread(monkeypatch):
+    """A failed status read and a checklist probe report through the UI thread: the widget
+    lookups happen there, not in the worker (Textual's DOM is not thread-safe)."""
+    from rhaii_tui.steps import operate
+
+    class FakeSimProfile:
+        simulated = True
+        label = "Simulated cloud"
+
+    def unreachable(ctx, **kw):
+        raise RuntimeError("the cluster does not answer")
+
+    monkeypatch.setattr(operate, "read_status", unreachable)
+    monkeypatch.setattr(operate, "migration_status", lambda ctx, **kw: [])
+    cfg = DeployConfig(project="demo-project-01", zone="europe-west4-a", replicas=3)
+    app = RhaiiApp(cfg, profile=FakeSimProfile(), start_step=12)
+    off_thread: list[str] = []
+    original = OperateScreen.query_one
+
+    def query_one(self, *args, **kwargs):
+        if threading.get_ident() != app._thread_id:
+            off_thread.append(repr(args))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(OperateScreen, "query_one", query_one)
+
+    async def walk() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await app.start_page_ready.wait()
+            page = app.current_page
+            assert isinstance(page, OperateScreen)
+            hint = page.query_one("#ops-hint")
+            await until(pilot, lambda: "Could not read the status" in str(hint.render()))
+            page._probe_checklist()
+            await until(pilot, lambda: not any(w.is_running for w in app.workers
+                                               if w.group == "ops-checklist"))
+            await pilot.pause()
+
+    asyncio.run(walk())
+    assert off_thread == []
