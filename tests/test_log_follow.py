@@ -78,3 +78,75 @@ def test_the_retried_download_after_a_token_fix_reaches_the_follower(make_sim_wo
         assert "download" in ms.reached
     finally:
         w.stop()
+
+
+# --- a resumed follow starts at the last line's own timestamp ------------------------------------------
+
+
+def test_a_resumed_follow_loses_no_line_when_the_local_clock_is_off(make_sim_world, monkeypatch):
+    """The stream drops (here: quiet longer than the read timeout) while the container writes; the
+    follow resumes from the last line's timestamp as the server wrote it (sinceTime), so a laptop
+    clock an hour behind loses nothing."""
+    import threading
+    import time as real_time
+
+    from rhaii_tui.cloud import kube
+    from rhaii_tui.cloud.gke import Gke
+    from rhaii_tui.cloud.kube import KubeSession, follow_logs
+
+    class SkewedClock:  # this machine's clock is an hour behind the cluster's
+        def __getattr__(self, name):
+            return getattr(real_time, name)
+
+        @staticmethod
+        def time() -> float:
+            return real_time.time() - 3600
+
+    ns = "log-resume"
+    world = make_sim_world("cluster-ready")
+    info = Gke(world.profile(), "rhaii-demo-project", "europe-west4-a").get_cluster("rhaii-tpu-scaleout-cluster")
+    session = KubeSession(world.profile(), info.access)
+    try:
+        session.ensure_namespace(ns)
+        sim = world.sim()
+        rt = world.call(lambda: sim.store.type_for("pods"))
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "talky", "namespace": ns},
+               "spec": {"containers": [{"name": "main", "image": "x"}], "nodeSelector": {"test.example/none": "x"}},
+               "status": {"phase": "Running", "containerStatuses": [
+                   {"name": "main", "ready": True, "restartCount": 0, "image": "x", "imageID": "x",
+                    "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}}
+
+        def create():
+            sim.store.create(rt, pod, ns)
+            sim.store.mutate(rt, ns, "talky", lambda o: o.__setitem__("status", pod["status"]), subresource="status")
+
+        world.call(create)
+        now = real_time.time()
+        world.call(lambda: sim.logs.append(ns, "talky", "main", "line 1", ts=now - 60))
+        monkeypatch.setattr(kube, "time", SkewedClock())
+        got: list[str] = []
+        stop = threading.Event()
+        wrote = threading.Event()
+        resumed_after = [0]  # streams opened since line 2 was written
+
+        def on_state(state: str) -> None:
+            if state.startswith("reconnecting") and not wrote.is_set():
+                # while disconnected, the container wrote a line (30 s ago by the cluster's clock)
+                world.call(lambda: sim.logs.append(ns, "talky", "main", "line 2", ts=now - 30))
+                wrote.set()
+            elif state == "following" and wrote.is_set():
+                resumed_after[0] += 1
+
+        t = threading.Thread(target=follow_logs, args=(session.core, ns, "talky", "main", got.extend, stop),
+                             kwargs={"on_state": on_state, "quiet_reconnect": 0.5, "backoff_min": 0.05},
+                             daemon=True)
+        t.start()
+        deadline = real_time.monotonic() + 60
+        while "line 2" not in got and resumed_after[0] < 2 and real_time.monotonic() < deadline:
+            real_time.sleep(0.02)
+        stop.set()
+        t.join(10)
+        assert wrote.is_set()
+        assert got == ["line 1", "line 2"], got
+    finally:
+        session.close()
