@@ -10,6 +10,7 @@ and the pods table follows the change. Reads and actions run in thread workers.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -321,8 +322,11 @@ class OperateScreen(StepScreen):
         try:
             res = operate.run_action(ctx, action, on_event=on_event, stop=stop, **kw)
         except Exception as e:  # noqa: BLE001 - shown, never a traceback
+            from ..logfile import report_hint
+
+            logging.getLogger(__name__).exception("%s failed", action)
             res = operate.OpResult(action, False, f"Unexpected error: {type(e).__name__}: {e}",
-                                   "Please report it; the status shows where things stand.")
+                                   f"Please report it with {report_hint()}; the status shows where things stand.")
         if action == "teardown-cluster" and res.ok and self._app is not None:
             self._app.lease_keeper.release()  # the lease went with the cluster: stop renewing it
         self._ui(self._done, res)
