@@ -23,8 +23,6 @@ google.cloud, httpx, aiohttp); pages import them lazily inside workers.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import itertools
 import os
 import sys
 import threading
@@ -102,41 +100,6 @@ class StepCommands(Provider):
             if score > 0:
                 yield Hit(score, matcher.highlight(name), command, text=name,
                           help=_first_sentence(help_text))
-
-
-class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
-    """The app's thread workers each run on a daemon thread that nothing waits for at exit.
-
-    Quitting returns to the shell at once whatever a worker is doing: pages set their stop events
-    when they go, and a worker still in a blocking call (a long poll, a slow connection) does not
-    hold the process (asyncio's default executor would be joined at exit). What was sent to the
-    cloud keeps going, as the footer says."""
-
-    def __init__(self) -> None:
-        super().__init__(thread_name_prefix="rhaii-worker")
-        self._count = itertools.count(1)
-        self._closed = False
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
-        if self._closed:
-            raise RuntimeError("cannot schedule new futures after shutdown")
-        future: concurrent.futures.Future = concurrent.futures.Future()
-
-        def run() -> None:
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as e:  # noqa: BLE001 - handed to the awaiting side
-                future.set_exception(e)
-            else:
-                future.set_result(result)
-
-        threading.Thread(target=run, daemon=True, name=f"rhaii-worker-{next(self._count)}").start()
-        return future
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self._closed = True  # the daemon threads end with their work or with the process
 
 
 def release_lease_briefly(keeper: Any, timeout: float = LEASE_RELEASE_SECONDS) -> bool:
@@ -232,8 +195,12 @@ class RhaiiApp(App[int]):
         yield Footer(id="footer")
 
     def on_load(self) -> None:
-        # thread workers must never hold the process at quit (see DaemonExecutor)
-        asyncio.get_running_loop().set_default_executor(DaemonExecutor())
+        from .threads import DaemonExecutor
+
+        # each worker on a daemon thread, and quitting does not wait for them: pages set their stop
+        # events as they go; a worker still in a blocking call (a long poll, a slow connection) does
+        # not hold the process. What was sent to the cloud keeps going, as the footer says.
+        asyncio.get_running_loop().set_default_executor(DaemonExecutor(wait_on_shutdown=False))
 
     def on_mount(self) -> None:
         self._listen_for_credentials(self.profile)

@@ -280,3 +280,46 @@ def test_operate_workers_never_query_the_dom_from_their_thread(monkeypatch):
 
     asyncio.run(walk())
     assert off_thread == []
+
+
+# --- thread pools that never hold the process at exit ------------------------------------------------------
+
+
+def test_daemon_executor_bounds_its_tasks_and_never_holds_the_process():
+    from rhaii_tui.threads import DaemonExecutor
+
+    gate = threading.Event()
+    running: list[int] = []
+    most = [0]
+    lock = threading.Lock()
+
+    def task(i: int) -> int:
+        with lock:
+            running.append(i)
+            most[0] = max(most[0], len(running))
+        try:
+            gate.wait(30)
+            return i * i
+        finally:
+            with lock:
+                running.remove(i)
+
+    with DaemonExecutor(max_workers=2, thread_name_prefix="t") as pool:
+        futures = [pool.submit(task, i) for i in range(5)]
+        threads = [t for t in threading.enumerate() if t.name.startswith("t-")]
+        assert threads and all(t.daemon for t in threads)
+        deadline = time.monotonic() + 30
+        while len(running) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert most[0] == 2
+        gate.set()
+    assert [f.result(0) for f in futures] == [0, 1, 4, 9, 16]  # the with block waited for them
+    assert most[0] == 2
+
+    stuck = threading.Event()
+    app_pool = DaemonExecutor(wait_on_shutdown=False)  # the app's: quitting never waits for a worker
+    f = app_pool.submit(stuck.wait, 30)
+    started = time.monotonic()
+    app_pool.shutdown(wait=True)
+    assert time.monotonic() - started < 5 and not f.done()
+    stuck.set()
