@@ -83,6 +83,7 @@ class OperateScreen(StepScreen):
         self.result: Any = None            # the last action's OpResult
         self._stop: threading.Event | None = None
         self._app: Any = None
+        self._gone = False
         self._timer: Any = None
         self._last_refresh = 0.0
 
@@ -133,6 +134,7 @@ class OperateScreen(StepScreen):
         self._app = self.app  # workers report through it (a page that has gone has no app)
 
     def on_unmount(self) -> None:
+        self._gone = True  # workers stop reporting
         if self._stop is not None:
             self._stop.set()  # the cloud operation keeps running; the status shows it on the next visit
 
@@ -156,7 +158,7 @@ class OperateScreen(StepScreen):
     def _ui(self, fn: Any, *args: Any, **kw: Any) -> bool:
         """Run `fn` on the UI thread (from a worker); False once the page or the app has gone."""
         app = self._app
-        if app is None or not self.is_attached:
+        if app is None or self._gone:
             return False
         try:
             app.call_from_thread(fn, *args, **kw)
