@@ -23,6 +23,7 @@ google.cloud, httpx, aiohttp); pages import them lazily inside workers.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sys
 import threading
@@ -68,6 +69,7 @@ def __getattr__(name: str) -> Any:
 
 EXIT_AFTER_PAINT_ENV = "RHAII_TUI_EXIT_AFTER_PAINT"
 REPROBE_SECONDS = 15.0  # every step probed again: the sidebar follows changes made from elsewhere
+LEASE_RELEASE_SECONDS = 2.0  # at quit: give the deploy lease back if the cluster answers at once (else it expires)
 LEASE_POLL_SECONDS = 30.0  # who drives the deployment: one ConfigMap GET, 2 a minute (the API budget of a kind)
 
 
@@ -100,6 +102,15 @@ class StepCommands(Provider):
             if score > 0:
                 yield Hit(score, matcher.highlight(name), command, text=name,
                           help=_first_sentence(help_text))
+
+
+def release_lease_briefly(keeper: Any, timeout: float = LEASE_RELEASE_SECONDS) -> bool:
+    """Give the deploy lease back, waiting at most `timeout` seconds (it expires on its own
+    otherwise). True when the release finished in time."""
+    t = threading.Thread(target=keeper.release, daemon=True, name="lease-release")
+    t.start()
+    t.join(timeout)
+    return not t.is_alive()
 
 
 def _first_sentence(text: str) -> str:
@@ -190,6 +201,14 @@ class RhaiiApp(App[int]):
             yield StepList(PAGES, current=self.current_step, states=self.step_states, id="sidebar")
             yield ContentSwitcher(id="pages")
         yield Footer(id="footer")
+
+    def on_load(self) -> None:
+        from .threads import DaemonExecutor
+
+        # each worker on a daemon thread, and quitting does not wait for them: pages set their stop
+        # events as they go; a worker still in a blocking call (a long poll, a slow connection) does
+        # not hold the process. What was sent to the cloud keeps going, as the footer says.
+        asyncio.get_running_loop().set_default_executor(DaemonExecutor(wait_on_shutdown=False))
 
     def on_mount(self) -> None:
         self._listen_for_credentials(self.profile)
@@ -292,9 +311,11 @@ class RhaiiApp(App[int]):
             return  # a slow cloud: the last round still runs
         from .steps.registry import probe_all
 
-        def one(number: int, state: Any) -> None:  # from the probing thread
-            if not self._exit:
-                self.call_from_thread(self.set_step_state, number, state, refresh=True)
+        loop = self._loop
+
+        def one(number: int, state: Any) -> None:  # from the probing thread: hand over, never wait for the UI
+            if not self._exit and loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(functools.partial(self.set_step_state, number, state, refresh=True))
 
         self.run_worker(lambda: probe_all(ctx, one), thread=True, group="reprobe", exit_on_error=False)
 
@@ -518,12 +539,17 @@ class RhaiiApp(App[int]):
         if self._exit or not self.is_running:
             return
         if self._loop is not None and threading.get_ident() != self._thread_id:
+            # posted, never waited for: the reporting thread may hold a lock the UI thread wants
             try:
-                self.call_from_thread(self.credentials_failed, message)
+                self.call_later(self._credentials_failed_posted, message)  # a message: thread-safe
             except RuntimeError:  # the app is closing
                 pass
             return
         self.credentials_failed(message)
+
+    def _credentials_failed_posted(self, message: str) -> None:
+        if not self._exit and self.is_running:
+            self.credentials_failed(message)
 
     def credentials_failed(self, message: str) -> None:
         """A credentials failure (UI thread): open the re-authenticate modal unless it is open,
@@ -629,7 +655,7 @@ def run_wizard(cfg: DeployConfig, profile: Any = None, state_store: StateStore |
         result = app.run()
     finally:
         if app._lease_keeper is not None:
-            app._lease_keeper.release()  # the next wizard need not wait for it to expire
+            release_lease_briefly(app._lease_keeper)  # the next wizard need not wait for it to expire
     if os.environ.get(EXIT_AFTER_PAINT_ENV):  # benchmark mode only: users see no timing noise
         if app.first_paint_at is not None:
             print(f"first-paint {app.first_paint_at:.6f} cpu {app.first_paint_cpu:.6f}", file=sys.stderr)

@@ -8,6 +8,7 @@ needs them, so `--help` and the first frame stay fast.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -57,6 +58,12 @@ def _replicas(text: str) -> int:
     return int(text)
 
 
+def _log_file_for_help() -> str:
+    from .logfile import report_hint
+
+    return report_hint().removeprefix("the log file (").removesuffix(")") or "in the state directory"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .sim.names import SCENARIOS
 
@@ -66,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "(the RHAII TPU guide's eleven steps). With no command it opens the wizard."),
         epilog=("Environment defaults: PROJECT_ID, ZONE, CLUSTER_NAME, NAMESPACE. "
                 "Credentials: Application Default Credentials (gcloud auth application-default login). "
-                "Try it without a cloud account: rhaii-tui --sim"),
+                "Try it without a cloud account: rhaii-tui --sim. "
+                f"Log file: {_log_file_for_help()} (rotated, no secrets in it; attach it to problem reports)"),
     )
     p.add_argument("--version", action="version", version=f"rhaii-tui {__version__}")
     g = p.add_argument_group("target and config")
@@ -143,6 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.scenario or args.speed or args.sim_state) and not args.sim and args.command != "sim":
         parser.error("--scenario, --speed and --sim-state only apply with --sim (or to 'sim serve')")
+    from .logfile import report_hint, setup_logging
+
+    setup_logging()  # threads' errors land in the log file, never on the wizard's screen
     try:
         cfg = _config_from_args(args)
     except ValueError as e:
@@ -172,8 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         if os.environ.get("RHAII_TUI_DEBUG"):
             raise
+        logging.getLogger("rhaii_tui").error("unexpected error", exc_info=True)
         print(f"rhaii-tui: unexpected error: {type(e).__name__}: {e}\n"
-              "Set RHAII_TUI_DEBUG=1 to see the details, and please report it.", file=sys.stderr)
+              f"Please report it with {report_hint()} (it has the details; RHAII_TUI_DEBUG=1 shows them here).",
+              file=sys.stderr)
         return EXIT_FAIL
 
 

@@ -333,3 +333,42 @@ def test_endpoints_json_only_ever_names_paths_that_exist(tmp_path, monkeypatch):
     with run_world(tmp_path, scenario="deployed", speed=2000) as w:
         assert w.world.resumed and w.endpoints["clusters"]
     assert writes and not missing, missing
+
+
+def test_a_world_whose_directory_was_deleted_and_made_again_stops(tmp_path):
+    """`rm -rf` of a running world's directory, then a new `rhaii-tui --sim` on the same path: the
+    old world must not live on beside the new one (unseen by `sim stop`, sharing its files)."""
+    import shutil
+
+    from rhaii_tui.sim.serve import ensure_world
+
+    d = tmp_path / "again"
+    pid = json.loads(ensure_world(d, scenario="fresh", speed=2000).read_text())["pid"]
+    pid2 = None
+    try:
+        for _ in range(50):  # as `rm -rf` would, it can race a file the running world writes: again
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(exist_ok=True)  # at once: the path is a directory again before the old world looks
+            if not any(d.iterdir()):
+                break
+            time.sleep(0.05)
+        pid2 = json.loads(ensure_world(d, scenario="fresh", speed=2000).read_text())["pid"]
+        assert pid2 != pid
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the old emulator kept running beside the new one on the same directory")
+        ep = json.loads((d / "endpoints.json").read_text())  # the new world's files are left alone
+        assert ep["pid"] == pid2
+        os.kill(pid2, 0)  # and it still runs
+    finally:
+        for p in (pid, pid2):
+            if p is None:
+                continue
+            with contextlib.suppress(OSError):
+                os.kill(p, signal.SIGKILL)
+                os.waitpid(p, 0)

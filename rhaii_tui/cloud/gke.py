@@ -29,6 +29,7 @@ from ..config import (
     region_of,
 )
 from .profile import ClusterAccess, ConnectionProfile, CredentialsError, report_credentials_failure
+from .profile import cannot_reach_google, transient_auth_error
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +180,8 @@ def map_error(exc: BaseException, ctx: ErrorContext | None = None) -> CloudError
         gexc = aexc = None  # type: ignore[assignment]
     text = _exc_text(exc)
     kind = "unknown"
+    if aexc is not None and isinstance(exc, aexc.GoogleAuthError) and transient_auth_error(exc):
+        return cannot_reach_google(exc)  # a network blip is not expired credentials
     if aexc is not None and isinstance(exc, aexc.GoogleAuthError):
         message = f"{what}your Google credentials were refused or could not be refreshed ({text})."
         report_credentials_failure(message)

@@ -742,6 +742,36 @@ class _Dedupe:
         return text
 
 
+def _rfc3339_seconds(ts: float) -> str:
+    """sinceTime: whole seconds (metav1.Time), rounded down so the last line's second is included
+    (the dedupe drops what was delivered already)."""
+    return _dt.datetime.fromtimestamp(int(ts), _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _open_log(core: Any, pod: str, namespace: str, kw: dict[str, Any], since: float | None) -> Any:
+    """Open a pod log stream (urllib3 response). `since`: resume at that instant of the server's
+    clock (sinceTime, which the generated client does not offer: the request is made through its
+    ApiClient, auth and TLS included)."""
+    if since is None:
+        return core.read_namespaced_pod_log(pod, namespace, **kw)
+    api = getattr(core, "api_client", None)
+    if api is None or not hasattr(api, "param_serialize"):  # a client without raw requests
+        return core.read_namespaced_pod_log(pod, namespace, since_seconds=max(1, int(time.time() - since) + 10),
+                                            **kw)
+    from kubernetes.client.exceptions import ApiException
+
+    query: list[tuple[str, Any]] = [("container", kw["container"]), ("follow", kw.get("follow", False)),
+                                    ("timestamps", kw.get("timestamps", False)), ("sinceTime", _rfc3339_seconds(since))]
+    param = api.param_serialize(method="GET", resource_path="/api/v1/namespaces/{namespace}/pods/{name}/log",
+                                path_params={"namespace": namespace, "name": pod}, query_params=query,
+                                header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"])
+    data = api.call_api(*param, _request_timeout=kw.get("_request_timeout"))
+    if not 200 <= data.status <= 299:
+        data.read()
+        raise ApiException.from_response(http_resp=data, body=None, data=None)
+    return data.response
+
+
 def _shutdown(resp: Any) -> None:
     try:
         if hasattr(resp, "shutdown"):
@@ -793,14 +823,15 @@ def follow_logs(core: Any, namespace: str, pod: str, container: str,
         try:
             kw: dict[str, Any] = {"container": container, "follow": True, "timestamps": True,
                                   "_preload_content": False, "_request_timeout": (request_timeout, quiet_reconnect)}
+            since: float | None = None
             if first and tail is not None:
                 kw["tail_lines"] = int(tail)
             elif not first and dedupe.last_ts is not None:
-                kw["since_seconds"] = max(1, int(time.time() - dedupe.last_ts) + 10)  # margin for clock skew
+                since = dedupe.last_ts  # resume from the last line's own timestamp (never the local clock)
             elif not first and not dedupe.ts_supported:
                 kw["tail_lines"] = 0
             dedupe.reconnect()
-            resp = core.read_namespaced_pod_log(pod, namespace, **kw)
+            resp = _open_log(core, pod, namespace, kw, since)
             done = threading.Event()
 
             def interrupter(r: Any = resp, d: threading.Event = done) -> None:

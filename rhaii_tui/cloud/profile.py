@@ -100,6 +100,28 @@ def report_credentials_failure(message: str, profile: "ConnectionProfile | None"
         p._notify_credentials_failure(message)
 
 
+def transient_auth_error(exc: BaseException) -> bool:
+    """A google-auth failure that says nothing about the credentials: the token endpoint could not
+    be reached (TransportError) or answered with a retryable error (RefreshError.retryable)."""
+    try:
+        from google.auth import exceptions as aexc
+    except ImportError:  # pragma: no cover - always installed
+        return False
+    if isinstance(exc, aexc.TransportError):
+        return True
+    return isinstance(exc, aexc.GoogleAuthError) and bool(getattr(exc, "retryable", False))
+
+
+def cannot_reach_google(exc: BaseException):  # -> gke.CloudError (imported late: gke imports this module)
+    """The CloudError for a token refresh that keeps failing for a network reason."""
+    from .gke import CloudError
+
+    detail = " ".join(str(exc).split())[:160]
+    return CloudError("unavailable", f"Cannot reach Google to refresh the access token ({type(exc).__name__}"
+                      + (f": {detail}" if detail else "") + ").",
+                      "Check your network connection; the wizard retries on its own (no new login is needed).")
+
+
 @dataclass
 class ClusterAccess:
     """What it takes to reach one cluster's Kubernetes API."""
@@ -128,6 +150,11 @@ class ConnectionProfile:
 
     reauth_hint: str = "Sign in again, then press Retry."
     """What the user does to get fresh credentials (shown with the Retry button)."""
+
+    token_refresh_attempts: int = 3
+    """Tries of a token refresh that fails for a network reason (then: "cannot reach Google")."""
+    token_retry_delay: float = 0.5
+    """Seconds before the second try (doubling)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -189,13 +216,22 @@ class ConnectionProfile:
             import google.auth.exceptions
             import google.auth.transport.requests
 
-            try:
-                creds.refresh(google.auth.transport.requests.Request())
-            except google.auth.exceptions.GoogleAuthError as e:
-                message = ("Your Google credentials could not be refreshed (expired or revoked). "
-                           "Run: gcloud auth application-default login, then retry.")
-                self._notify_credentials_failure(message)
-                raise CredentialsError(message) from e
+            delay = self.token_retry_delay
+            for attempt in range(self.token_refresh_attempts):
+                try:
+                    creds.refresh(google.auth.transport.requests.Request())
+                    break
+                except google.auth.exceptions.GoogleAuthError as e:
+                    if not transient_auth_error(e):
+                        message = ("Your Google credentials could not be refreshed (expired or revoked). "
+                                   "Run: gcloud auth application-default login, then retry.")
+                        self._notify_credentials_failure(message)
+                        raise CredentialsError(message) from e
+                    # a network blip (flaky wifi, a 5xx of the token endpoint): not a login matter
+                    if attempt + 1 >= self.token_refresh_attempts:
+                        raise cannot_reach_google(e) from None
+                    time.sleep(delay)
+                    delay *= 2
         return creds.token
 
     def identity(self) -> str | None:

@@ -87,8 +87,7 @@ class ProbingScreen(StepScreen):
         """No connection (UI thread)."""
 
     # plumbing -----------------------------------------------------------------------------------
-    def on_mount(self) -> None:
-        super().on_mount()
+    def on_mount(self) -> None:  # Textual calls each class's on_mount: no super() here
         self.watch(self.app, "profile", self._profile_changed, init=False)
         if self.POLL_SECONDS:
             self.set_interval(self.POLL_SECONDS, self._poll, name="probe-poll")
@@ -316,8 +315,7 @@ class EppSidecarScreen(ProbingScreen):
             parts.append(("○ not set", "$warning"))
         return Content.assemble(*parts)
 
-    def on_mount(self) -> None:
-        super().on_mount()
+    def on_mount(self) -> None:  # Textual calls each class's on_mount: no super() here
         self.set_interval(1 / self.RENDER_HZ, self._drain, name="epp-drain")
 
     def on_unmount(self) -> None:

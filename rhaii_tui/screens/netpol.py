@@ -141,8 +141,7 @@ class NetpolScreen(ProbingScreen):
             with TabPane("Live now", id=TAB_LIVE):
                 yield ReachabilityPanel(id="np-live", empty="The table appears once connected to a cluster.")
 
-    def on_mount(self) -> None:
-        super().on_mount()
+    def on_mount(self) -> None:  # Textual calls each class's on_mount: no super() here
         self._show_preview_offline()
 
     def config_changed(self, cfg: Any) -> None:

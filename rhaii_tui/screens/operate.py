@@ -10,6 +10,7 @@ and the pods table follows the change. Reads and actions run in thread workers.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -83,6 +84,8 @@ class OperateScreen(StepScreen):
         self.status: Any = None
         self.result: Any = None            # the last action's OpResult
         self._stop: threading.Event | None = None
+        self._app: Any = None
+        self._gone = False
         self._timer: Any = None
         self._last_refresh = 0.0
 
@@ -129,6 +132,14 @@ class OperateScreen(StepScreen):
         ]
 
     # lifecycle ---------------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self._app = self.app  # workers report through it (a page that has gone has no app)
+
+    def on_unmount(self) -> None:
+        self._gone = True  # workers stop reporting
+        if self._stop is not None:
+            self._stop.set()  # the cloud operation keeps running; the status shows it on the next visit
+
     def step_entered(self) -> None:
         self.refresh_status()
         if self._timer is None:
@@ -146,6 +157,20 @@ class OperateScreen(StepScreen):
             return
         self._read_status(ctx)
 
+    def _ui(self, fn: Any, *args: Any, **kw: Any) -> bool:
+        """Run `fn` on the UI thread (from a worker); False once the page or the app has gone."""
+        app = self._app
+        if app is None or self._gone:
+            return False
+        try:
+            app.call_from_thread(fn, *args, **kw)
+            return True
+        except Exception:  # noqa: BLE001 - the app is closing
+            return False
+
+    def _show_hint(self, text: str) -> None:
+        self.query_one(OpsStatusPane).show_hint(text)
+
     @work(thread=True, group="ops-status", exclusive=True, exit_on_error=False)
     def _read_status(self, ctx: Any) -> None:
         from ..steps import operate
@@ -153,9 +178,9 @@ class OperateScreen(StepScreen):
         try:
             st = operate.read_status(ctx)
         except Exception as e:  # noqa: BLE001 - shown, never a traceback
-            self.app.call_from_thread(self.query_one(OpsStatusPane).show_hint, f"Could not read the status: {e}")
+            self._ui(self._show_hint, f"Could not read the status: {e}")
             return
-        self.app.call_from_thread(self.show_status, st)
+        self._ui(self.show_status, st)
 
     def show_status(self, st: Any) -> None:
         self.status = st
@@ -296,16 +321,19 @@ class OperateScreen(StepScreen):
         from ..steps import operate
 
         def on_event(ev: Any) -> None:
-            self.app.call_from_thread(self._event, ev)
+            self._ui(self._event, ev)
 
         try:
             res = operate.run_action(ctx, action, on_event=on_event, stop=stop, **kw)
         except Exception as e:  # noqa: BLE001 - shown, never a traceback
+            from ..logfile import report_hint
+
+            logging.getLogger(__name__).exception("%s failed", action)
             res = operate.OpResult(action, False, f"Unexpected error: {type(e).__name__}: {e}",
-                                   "Please report it; the status shows where things stand.")
-        if action == "teardown-cluster" and res.ok:
-            self.app.lease_keeper.release()  # the lease went with the cluster: stop renewing it
-        self.app.call_from_thread(self._done, res)
+                                   f"Please report it with {report_hint()}; the status shows where things stand.")
+        if action == "teardown-cluster" and res.ok and self._app is not None:
+            self._app.lease_keeper.release()  # the lease went with the cluster: stop renewing it
+        self._ui(self._done, res)
 
     def _event(self, ev: Any) -> None:
         if ev.phase not in ("done", "failed"):
@@ -344,10 +372,12 @@ class OperateScreen(StepScreen):
         try:
             items = operate.migration_status(ctx)
         except Exception as e:  # noqa: BLE001
-            self.app.call_from_thread(self.notify, f"Could not probe the checklist: {e}", severity="error",
-                                      markup=False)
+            self._ui(self.notify, f"Could not probe the checklist: {e}", severity="error", markup=False)
             return
-        self.app.call_from_thread(self.query_one(ChecklistTable).show, items)
+        self._ui(self._show_checklist, items)
+
+    def _show_checklist(self, items: Any) -> None:
+        self.query_one(ChecklistTable).show(items)
 
 
 __all__ = ["OperateScreen", "cost_hint"]

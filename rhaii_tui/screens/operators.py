@@ -299,6 +299,10 @@ class OperatorsScreen(WatchingScreen):
         yield DiagnosisPanel(id="op-trouble")
         yield LogPane(pickers=False, id="op-log", placeholder="installer output appears here")
 
+    def on_unmount(self) -> None:
+        if self._install_stop is not None:
+            self._install_stop.set()  # the installer stops with the page (and with the app)
+
     # the live watch ---------------------------------------------------------------------------------
     def make_watch(self, ctx: Any) -> Any:
         return ops.OperatorWatch(ctx, on_change=self.mark_dirty, on_state=self.mark_dirty,

@@ -75,8 +75,7 @@ class ResultsPage(StepScreen):
         self._seq = 0          # bumped by every run: a probe that started earlier is stale
         self.running = False
 
-    def on_mount(self) -> None:
-        super().on_mount()
+    def on_mount(self) -> None:  # Textual calls each class's on_mount: no super() here
         self.watch(self.app, "profile", self._profile_changed, init=False)
 
     def _profile_changed(self, _profile: Any) -> None:

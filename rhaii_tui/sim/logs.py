@@ -85,7 +85,9 @@ class LogBook:
             pass
 
     def read(self, ns: str, pod: str, container: str, *, tail: int | None = None,
-             since_seconds: float | None = None, previous: bool = False) -> list[tuple[float, str]]:
+             since_seconds: float | None = None, previous: bool = False,
+             since: float | None = None) -> list[tuple[float, str]]:
+        """Lines (ts, text); `since`: an instant (sinceTime, whole seconds): lines at or after it."""
         log = self._logs.get((ns, pod, container))
         if log is None:
             return []
@@ -93,6 +95,8 @@ class LogBook:
         if since_seconds is not None:
             cutoff = time.time() - since_seconds
             lines = [x for x in lines if x[0] >= cutoff]
+        if since is not None:
+            lines = [x for x in lines if x[0] >= since]
         if tail is not None:
             lines = lines[-tail:] if tail > 0 else []
         return lines

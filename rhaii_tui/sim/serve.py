@@ -100,9 +100,35 @@ def _usage(world, out: TextIO) -> None:
     out.flush()
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _still_ours(state_dir: Path, started_as: tuple[int, int] | None, lock: Any = None) -> bool:
+    """False once the state directory this world started in is gone, or is another one now
+    (`rm -rf` then a new `rhaii-tui --sim` on the same path, or anything else re-creating it): the
+    lock file this process holds no longer has a name there, or the directory is not the same one."""
+    if not state_dir.is_dir() or _identity(state_dir) != started_as:
+        return False
+    if lock is not None:
+        try:
+            held = os.fstat(lock.fileno())
+        except (OSError, ValueError):
+            return False
+        if held.st_nlink == 0 or _identity(state_dir / LOCK_FILE) != (held.st_dev, held.st_ino):
+            return False
+    return True
+
+
 async def _serve(state_dir: Path, scenario: str | None, speed: float | None, host: str, port: int,
-                 reset: bool, out: TextIO, ready: "asyncio.Event | None" = None) -> int:
+                 reset: bool, out: TextIO, ready: "asyncio.Event | None" = None, *, lock: Any = None) -> int:
     from .world import World, WorldError
+
+    started_as = _identity(state_dir)
 
     world = World(state_dir, scenario, speed, host=host, port=port, reset=reset)
     try:
@@ -137,7 +163,8 @@ async def _serve(state_dir: Path, scenario: str | None, speed: float | None, hos
                           f"export KUBECONFIG={world.kubeconfig_path(c)}", file=out)
                     out.flush()
             known &= set(world.clusters)
-            if not state_dir.is_dir():  # its directory was deleted: nobody can reach or save this world
+            if not _still_ours(state_dir, started_as, lock):  # deleted (maybe re-created since): nobody can
+                # reach or save this world, and a new one may use that path
                 print(f"State directory {state_dir} was removed; stopping the simulated cloud.", file=out)
                 out.flush()
                 save = False
@@ -184,7 +211,7 @@ def serve_main(state_dir: str | Path | None = None, scenario: str | None = None,
             for name in (STATE_FILE, ENDPOINTS_FILE):
                 with contextlib.suppress(FileNotFoundError):
                     (state_dir / name).unlink()
-        return asyncio.run(_serve(state_dir, scenario, speed, host, port, reset, out))
+        return asyncio.run(_serve(state_dir, scenario, speed, host, port, reset, out, lock=lock))
     except KeyboardInterrupt:
         return 130
     finally:

@@ -79,11 +79,20 @@ class StepContext:
                              "Wait until step 2 shows the cluster RUNNING.")
         key = (info.endpoint, info.ca_cert_b64)
         with self._lock:
-            if self._kube is None or self._kube_key != key:
-                self._drop_kube()
-                self._kube = KubeSession(self.profile, info.access)
-                self._kube_key = key
-            return self._kube
+            if self._kube is not None and self._kube_key == key:
+                return self._kube
+        # Built outside the lock: it fetches a token, and a failed refresh tells the credentials
+        # listeners, which may wait for the UI thread -- itself perhaps waiting for this lock
+        # (a config save calls set_config). Then swapped in.
+        session = KubeSession(self.profile, info.access)
+        with self._lock:
+            if self._kube is not None and self._kube_key == key:
+                spare, session = session, self._kube  # another thread built one meanwhile: keep it
+            else:
+                spare, self._kube, self._kube_key = self._kube, session, key
+        if spare is not None:
+            spare.close()
+        return session
 
     def kube_or_none(self) -> KubeSession | None:
         try:

@@ -431,7 +431,7 @@ class DeployWatch:
         self._lock = threading.RLock()
         self._diffs: list[RowDiff] = []
         self._watchers: dict[str, Any] = {}
-        self._followers: dict[tuple[str, str], threading.Thread] = {}
+        self._followers: dict[tuple[str, str, int], threading.Thread] = {}  # (pod, container, restarts)
         self._logs: dict[tuple[str, str], deque] = {}
         self._log_tail = log_tail
         self._stop = threading.Event()
@@ -502,16 +502,26 @@ class DeployWatch:
         if not name or meta.get("deletionTimestamp"):
             return
         # started: running, ended, or ended before and now waiting to restart (CrashLoopBackOff: its
-        # log is the last run's, which holds the error the diagnosis needs)
-        started = {cs.get("name") for cs in (status.get("initContainerStatuses") or [])
-                   + (status.get("containerStatuses") or [])
+        # log is the last run's, which holds the error the diagnosis needs). One follower per run of
+        # the container: a follow ends with its run, and the next run (restartCount + 1) gets its own
+        # (after a fix, the retried download and the milestones must reach the pane).
+        started = {cs.get("name"): int(cs.get("restartCount") or 0)
+                   for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
                    if (cs.get("state") or {}).get("running") or (cs.get("state") or {}).get("terminated")
                    or (cs.get("lastState") or {}).get("terminated")}
-        for container in (INIT_CONTAINER, MAIN_CONTAINER):
-            key = (name, container)
-            if container in started and key not in self._followers:
+        with self._lock:
+            for container in (INIT_CONTAINER, MAIN_CONTAINER):
+                if container not in started:
+                    continue
+                restarts = started[container]
+                key = (name, container, restarts)
+                if key in self._followers or any(k[:2] == (name, container) and k[2] > restarts
+                                                 for k in self._followers):
+                    continue  # followed already (or a later run is: this event is stale)
+                for old in [k for k, t in self._followers.items() if k[:2] == (name, container) and not t.is_alive()]:
+                    del self._followers[old]  # that run's follow ended
                 t = threading.Thread(target=self._follow, args=(name, container, pod_key(pod)), daemon=True,
-                                     name=f"logs-{name}-{container}")
+                                     name=f"logs-{name}-{container}-{restarts}")
                 self._followers[key] = t
                 t.start()
 

@@ -547,18 +547,65 @@ class InstallResult:
     command: list[str] | None = None
 
 
+_HAS_KILLPG = hasattr(os, "killpg")
+STOP_GRACE_SECONDS = 5.0
+"""After SIGTERM, how long the installer's process group gets before SIGKILL."""
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member changed its user: it is still there
+        return True
+    return True
+
+
+def stop_process_group(proc: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> None:
+    """Stop a command started in its own session and everything it started: SIGTERM to the whole
+    group, SIGKILL to what is left after `grace` seconds."""
+    import signal
+
+    if not _HAS_KILLPG:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        return
+    pgid = proc.pid  # a session leader's pid is its group's id
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        proc.poll()  # reap the leader: a zombie still counts as a member of the group
+        if not _group_alive(pgid):
+            return
+        time.sleep(0.05)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.poll()
+
+
 def run_streaming(command: Sequence[str], on_line: Callable[[str], None], *, cwd: str | None = None,
                   env: Mapping[str, str] | None = None, stop: threading.Event | None = None,
-                  batch_seconds: float = 0.05) -> int:
+                  batch_seconds: float = 0.05, grace: float = STOP_GRACE_SECONDS) -> int:
     """Run a command, sending each output line (stdout and stderr merged) to `on_line`; returns
     the exit code (-1 when stopped, 127 when it cannot start). Never raises for the command's
-    own failures."""
+    own failures. `stop` ends the command and every process it started (its process group:
+    SIGTERM, then SIGKILL after `grace` seconds)."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     try:
+        # its own session and process group: Stop reaches make and everything it started
         proc = subprocess.Popen(list(command), cwd=cwd, env=full_env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-                                bufsize=1, errors="replace")
+                                bufsize=1, errors="replace", start_new_session=_HAS_KILLPG)
     except (OSError, ValueError) as e:
         on_line(f"cannot start {' '.join(command)}: {e}")
         return 127
@@ -570,11 +617,7 @@ def run_streaming(command: Sequence[str], on_line: Callable[[str], None], *, cwd
         while proc.poll() is None:
             if stop.wait(0.2):
                 stopped.set()
-                proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                stop_process_group(proc, grace)
                 return
 
     threading.Thread(target=watch_stop, daemon=True, name="installer-stop").start()

@@ -25,6 +25,7 @@ from ..cloud.profile import CredentialsError
 from ..config import TPU_MACHINE_TYPE, V6E_ZONES
 from ..guide import step as guide_step
 from ..secrets import SecretInputError, load_secret_files
+from ..threads import DaemonExecutor
 from .base import Status, StepState
 from .context import StepContext
 
@@ -404,7 +405,7 @@ def run_checks(ctx: StepContext, on_result: Callable[[CheckResult], None] | None
         ("quota", lambda: check_quota(ctx)),
     ]
     config_errors = {k: v for k, v in ctx.cfg.errors().items() if k in ("project", "zone", "replicas")}
-    with cf.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="preflight") as pool:
+    with DaemonExecutor(max_workers=max_workers, thread_name_prefix="preflight") as pool:  # quit never waits
         secrets_future = pool.submit(timed, lambda: check_secrets(ctx, files), "secrets")
         cred = timed(lambda: check_credentials(ctx), "credentials")
         done(cred)

@@ -31,6 +31,7 @@ from ..cloud.gke import CloudError
 from ..config import HF_SECRET_NAME, PULL_SECRET_NAME, TPU_MACHINE_TYPE, TPU_POOL_NAME
 from ..guide import STEPS as GUIDE_STEPS
 from ..guide import step as guide_step
+from ..threads import DaemonExecutor
 from .base import Status, StepState
 
 log = logging.getLogger(__name__)
@@ -451,8 +452,8 @@ def probe_all(ctx: Any, on_progress: Callable[[int, StepState], None] | None = N
     def one(n: int) -> tuple[int, StepState]:
         return n, probe_step(ctx, n)
 
-    with cf.ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(numbers))),
-                               thread_name_prefix="probe") as pool:
+    with DaemonExecutor(max_workers=max(1, min(max_workers, len(numbers))),  # quitting never waits for it
+                        thread_name_prefix="probe") as pool:
         for fut in cf.as_completed([pool.submit(one, n) for n in numbers]):
             n, st = fut.result()
             results[n] = st

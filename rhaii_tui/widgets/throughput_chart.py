@@ -33,8 +33,7 @@ class ThroughputChart(PlotextPlot):
         self.title = ""
         self.ticks: list[Any] = []
 
-    def on_mount(self) -> None:
-        super().on_mount()
+    def on_mount(self) -> None:  # Textual calls each class's on_mount: no super() here
         self.replot()
 
     # API ---------------------------------------------------------------------------------------

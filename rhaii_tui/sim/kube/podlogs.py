@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
-import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -101,17 +100,20 @@ async def serve_log(server: "KubeApiServer", request: web.Request, namespace: st
     tail = qint(q, "tailLines")
     since_s = qint(q, "sinceSeconds")
     limit_bytes = qint(q, "limitBytes")
+    since_t: float | None = None
     if q.get("sinceTime"):
+        if since_s is not None:
+            raise ApiError(400, "BadRequest", "at most one of sinceTime or sinceSeconds may be specified")
         t = parse_rfc3339(q["sinceTime"])
         if t is None:
             raise ApiError(400, "BadRequest", f"invalid sinceTime {q['sinceTime']!r}")
-        since_s = max(0, int(time.time() - t))
+        since_t = float(int(t))  # metav1.Time: whole seconds; the lines at or after that second
     if since_s is not None and since_s <= 0:
         raise ApiError(422, "Invalid", 'PodLogOptions "" is invalid: sinceSeconds: Invalid value: '
                                        f"{since_s}: must be greater than 0")
 
     if previous:
-        lines = logs.read(namespace, name, container, tail=tail, since_seconds=since_s, previous=True)
+        lines = logs.read(namespace, name, container, tail=tail, since_seconds=since_s, previous=True, since=since_t)
         cs, _ = _status_for(pod, container)
         if not lines and not (cs and int(cs.get("restartCount") or 0) > 0):
             raise ApiError(400, "BadRequest",
@@ -123,7 +125,7 @@ async def serve_log(server: "KubeApiServer", request: web.Request, namespace: st
             if reason is not None:
                 raise ApiError(400, "BadRequest",
                                f'container "{container}" in pod "{name}" is waiting to start: {reason}')
-        lines = logs.read(namespace, name, container, tail=tail, since_seconds=since_s)
+        lines = logs.read(namespace, name, container, tail=tail, since_seconds=since_s, since=since_t)
 
     def fmt(ts: float, text: str) -> bytes:
         return ((_ts(ts) + " " if timestamps else "") + text + "\n").encode()
