@@ -136,6 +136,55 @@ def test_stockout_names_other_zones(make_sim_world, tmp_path):
     assert state.status == Status.FAILED
 
 
+def test_stockout_is_named_from_the_instance_group_long_before_gke_gives_up(make_sim_world, tmp_path):
+    world = make_sim_world("stockout", speed=100)  # GKE's ~35 min operation takes 21 s of wall time here
+    ctx = make_ctx(world, tmp_path)
+    seen = []
+    with pytest.raises(CloudError) as ei:
+        cluster_step.ensure_cluster(ctx, seen.append, poll_max=0.5)
+    err = ei.value
+    assert err.kind == "stockout" and "ZONE_RESOURCE_POOL_EXHAUSTED" in err.message
+    assert "europe-west4-a" in err.message and "still RUNNING" in err.message
+    # named while GKE's operation still runs, within 2 simulated minutes of the first failed creation
+    ops = {o["type"]: o for o in world.state()["operations"]}
+    assert ops["CREATE_NODE_POOL"]["status"] == "RUNNING"
+    diag = err.details["stockout"]
+    assert (diag["named_at"] - diag["first_error_at"]) * 100 <= 120
+    assert diag["codes"] == ["ZONE_RESOURCE_POOL_EXHAUSTED"] and len(diag["instances"]) == 3
+    # the options, checked live: no other v6e zone in europe-west4; other regions with their quota; Spot; flex-start
+    opts = {o["key"]: o for o in diag["options"]}
+    assert list(opts) == ["wait", "zone", "region", "spot", "flex-start", "reservation"]
+    assert opts["zone"]["available"] is False and "No other zone of europe-west4" in opts["zone"]["detail"]
+    assert opts["region"]["available"] and "us-east5-a" in opts["region"]["detail"] + " ".join(
+        opts["region"]["commands"]) + err.fix
+    assert opts["region"]["quota"]["limit"] == 32 and opts["region"]["cost_per_day"] == 376.8
+    assert opts["spot"]["quota"]["quota_id"] == "PREEMPTIBLE-TPU-V6E-per-project-region"
+    assert opts["spot"]["quota"]["limit"] == 64 and "--spot" in opts["spot"]["commands"][-1]
+    assert "--flex-start" in opts["flex-start"]["commands"][-1] and opts["flex-start"]["available"]
+    assert "--keep-waiting" in opts["wait"]["commands"][0]
+    # what already bills: the cluster and its default pool, no TPU node
+    assert diag["billing"]["per_day"] == 6.0 and diag["billing"]["tpu_nodes"] == 0
+    assert any(p.stockout for p in seen), "the progress carried the diagnosis for the page"
+    # step 2's probe says so too (without waiting for GKE), and running step 2 again names it at once
+    state = cluster_step.probe(ctx)
+    assert state.status == Status.FAILED and "ZONE_RESOURCE_POOL_EXHAUSTED" in state.summary
+    with pytest.raises(CloudError) as again:
+        cluster_step.ensure_cluster(ctx, poll_max=0.5)
+    assert again.value.kind == "stockout" and again.value.details["stockout"]["operation"] == diag["operation"]
+
+
+def test_keep_waiting_follows_a_stockout_to_gkes_own_failure(make_sim_world, tmp_path):
+    world = make_sim_world("stockout", speed=2000, stockout_fail_seconds=600)
+    ctx = make_ctx(world, tmp_path)
+    seen = []
+    with pytest.raises(CloudError) as ei:
+        cluster_step.ensure_cluster(ctx, lambda p: seen.append(p.message), keep_waiting=True, poll_max=0.2)
+    assert ei.value.kind == "stockout" and "Not all instances running in IGM after 10m" in ei.value.message
+    assert any("still waiting, as asked" in m for m in seen)
+    assert ei.value.details["stockout"]["options"]
+    assert {o["type"]: o["status"] for o in world.state()["operations"]}["CREATE_NODE_POOL"] == "DONE"
+
+
 def test_plan_shows_what_will_be_created_and_cost(sim_world, tmp_path):
     ctx = make_ctx(sim_world, tmp_path)
     plan = cluster_step.plan(ctx)

@@ -485,6 +485,8 @@ class GoogleApi:
             R("GET", r"/compute/v1/projects/" + S + r"/regions/" + S, self.region_get, compute=True),
             R("GET", r"/compute/v1/projects/" + S + r"/zones/" + S + r"/instanceGroupManagers", self.igm_list,
               compute=True),
+            R("GET", r"/compute/v1/projects/" + S + r"/zones/" + S + r"/autoscalers", self.autoscalers_list,
+              compute=True),
             R("GET", r"/compute/v1/projects/" + S + r"/zones/" + S + r"/instanceGroupManagers/" + S, self.igm_get,
               compute=True),
             R("GET", r"/compute/v1/projects/" + S + r"/zones/" + S + r"/instanceGroupManagers/" + S + r"/listErrors",
@@ -796,7 +798,7 @@ class GoogleApi:
             "creationTimestamp": p.create_time, "name": name, "zone": zurl,
             "instanceTemplate": template, "versions": [{"instanceTemplate": template, "targetSize": {}}],
             "instanceGroup": f"{zurl}/instanceGroups/{name}", "baseInstanceName": name[:-4],
-            "fingerprint": "sim" + _stable_id("fp", name, str(p.target))[:8],
+            "fingerprint": _fingerprint(name, str(p.target), str(p.nodes)),
             "currentActions": actions,
             "status": {"isStable": creating == 0 and deleting == 0, "versionTarget": {"isReached": True},
                        "stateful": {"hasStatefulConfig": False, "perInstanceConfigs": {"allEffective": True}}},
@@ -813,6 +815,12 @@ class GoogleApi:
         items = [self.igm_json(pid, zone, c, p) for c, p in self._migs(pid, zone)]
         return self._list("compute#instanceGroupManagerList", items,
                           f"projects/{pid}/zones/{zone}/instanceGroupManagers")
+
+    async def autoscalers_list(self, request, project, zone, body):
+        """No Compute autoscalers: GKE node pools scale through the cluster autoscaler."""
+        pid = self._cproject(project)
+        self._czone(pid, zone)
+        return self._list("compute#autoscalerList", [], f"projects/{pid}/zones/{zone}/autoscalers")
 
     async def igm_get(self, request, project, zone, name, body):
         pid = self._cproject(project)
@@ -843,6 +851,14 @@ class GoogleApi:
         if start + size < len(items):
             out["nextPageToken"] = str(start + size)
         return out
+
+
+def _fingerprint(*parts: str) -> str:
+    """Compute fingerprints are base64 bytes."""
+    import base64
+    import hashlib
+
+    return base64.b64encode(hashlib.sha1("/".join(parts).encode()).digest()[:8]).decode()
 
 
 def _ts_ms(t: float) -> str:
