@@ -337,3 +337,37 @@ def test_a_resize_needs_yes_too(make_sim_world, capsys):
     assert code == 2
     assert "resize node pool tpu-pool from 3 to 4 node(s)" in err and "$500.40/day" in err and "--yes" in err
     assert counts(world)["tpu_nodes"] == 3
+
+
+def test_apply_on_a_stockout_exits_1_naming_it_and_the_options(make_sim_world, capsys, tmp_path):
+    world = make_sim_world("stockout", stockout_fail_seconds=40000)  # GKE would give up after 20 s of wall time
+    hf, pull = secret_files(tmp_path)
+    code, out, err = run(capsys, world, "apply", "--yes", "--json", "--hf-token-file", str(hf),
+                         "--pull-secret-file", str(pull), "--poll", "0.05")
+    assert code == 1, out + err
+    doc = json.loads(out)
+    assert doc["error"]["step"] == 2 and "Stockout" in doc["error"]["message"]
+    assert "ZONE_RESOURCE_POOL_EXHAUSTED" in doc["error"]["message"] and ZONE in doc["error"]["message"]
+    stock = doc["error"]["stockout"]
+    assert stock["zone"] == ZONE and stock["codes"] == ["ZONE_RESOURCE_POOL_EXHAUSTED"]
+    assert [o["key"] for o in stock["options"]] == ["wait", "zone", "region", "spot", "flex-start", "reservation"]
+    assert stock["billing"]["per_day"] == 6.0
+    assert "step 2" in err and "Stockout" in err and len(err.strip().splitlines()) == 1
+    assert [s["action"] for s in doc["steps"]][2:] == ["not reached"] * 9
+    # the lines a person reads name the options with their commands and costs
+    code, out, err = run(capsys, world, "apply", "--yes", "--hf-token-file", str(hf), "--pull-secret-file",
+                         str(pull), "--poll", "0.05")
+    assert code == 1
+    for needle in ("Already running and billing", "~$6.00/day", "Keep waiting", "--keep-waiting",
+                   "Another region (a new cluster)", "rhaii-tui apply --yes --zone", "Spot TPU v6e", "--spot",
+                   "Flex-start", "--flex-start", "No other zone of europe-west4 offers TPU v6e"):
+        assert needle in out, needle
+    assert counts(world)["pool_creates"] == 1  # the second apply followed the same pool, created nothing
+    # once GKE gave up, the failed pool's stockout comes with the options too
+    world.fast_forward(40000)
+    code, out, err = run(capsys, world, "apply", "--yes", "--json", "--hf-token-file", str(hf), "--pull-secret-file",
+                         str(pull), "--poll", "0.05")
+    assert code == 1, out + err
+    doc = json.loads(out)
+    assert "ZONE_RESOURCE_POOL_EXHAUSTED" in doc["error"]["message"] and doc["error"]["stockout"]["options"]
+    assert "--replace-failed-pool" in doc["error"]["stockout"]["options"][0]["commands"][0]

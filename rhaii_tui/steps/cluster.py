@@ -417,7 +417,7 @@ def ensure_cluster(ctx: StepContext, on_progress: Callable[[ClusterProgress], No
                          "Run step 2 again; if it persists, check the node pools in the console.")
     if pool.status == "ERROR":
         if not replace_failed_pool:
-            raise _pool_error(ctx, pool)
+            raise _pool_error(ctx, pool, options=True)
         report("create-pool", f"Deleting the failed node pool {TPU_POOL_NAME}...")
         op, was_running = _send(lambda: gke.delete_node_pool(name, TPU_POOL_NAME),
                                 lambda: gke.in_flight(name, {"DELETE_NODE_POOL"}, pool=TPU_POOL_NAME), stop)
@@ -504,12 +504,22 @@ def _send(send: Callable[[], OperationInfo], find: Callable[[], OperationInfo | 
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _pool_error(ctx: StepContext, pool: PoolInfo) -> CloudError:
-    """A TPU pool in ERROR: why (quota, stockout...) and what to do, including the wizard's own retry."""
+def _pool_error(ctx: StepContext, pool: PoolInfo, *, options: bool = False) -> CloudError:
+    """A TPU pool in ERROR: why (quota, stockout...) and what to do, including the wizard's own retry.
+    `options`: for a stockout, check the ways out live (steps.stockout) and attach them."""
     cfg = ctx.cfg
     text = pool.status_message or "no reason given"
     kind = classify_text(text) or "unknown"
     retry = " Then run step 2 again and let it delete the failed pool and create it anew."
+    if kind == "stockout" and options:
+        try:
+            diag = stockout.diagnose(ctx, None, None, error_text=text)
+        except Exception:  # noqa: BLE001 - the options are a bonus; the stockout is named anyway
+            log.exception("stockout diagnosis failed")
+        else:
+            return CloudError(kind, f"Node pool {TPU_POOL_NAME} is in ERROR: {text}",
+                              _stockout_fix(cfg.zone, _alternatives(ctx)) + retry, failed_pool=True,
+                              stockout=diag.to_dict())
     if kind == "stockout":
         fix = _stockout_fix(cfg.zone, _alternatives(ctx)) + retry
     elif kind == "quota":

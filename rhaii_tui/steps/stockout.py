@@ -297,11 +297,13 @@ def diagnose(ctx: Any, reading: compute.CapacityReading | None, op: OperationInf
         left = max(0.0, GKE_GIVES_UP_SECONDS - (time.time() - started) * time_scale)
         wait_detail = (f"GKE keeps retrying; capacity may free up. Its operation fails by itself in about "
                        f"{_fmt_minutes(left)} if not. Costs nothing more than what runs now.")
+        wait_cmd = "rhaii-tui apply --yes --keep-waiting"
     else:
-        wait_detail = "Capacity may free up later: run step 2 again later (it deletes the failed pool and retries)."
-    options.append(Option("wait", "Keep waiting in " + zone, wait_detail,
-                          ["rhaii-tui apply --yes --keep-waiting"], cost_per_day=billing["per_day"],
-                          quota=here_q))
+        wait_detail = ("Capacity may free up later: run step 2 again then (it deletes the failed pool and creates "
+                       "it again). Costs nothing more than what runs now.")
+        wait_cmd = "rhaii-tui apply --yes --replace-failed-pool"
+    options.append(Option("wait", "Keep waiting in " + zone, wait_detail, [wait_cmd],
+                          cost_per_day=billing["per_day"], quota=here_q))
     # 2. another zone of this region (node-pool locations)
     if same_region:
         z2 = same_region[0]
