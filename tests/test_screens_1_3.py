@@ -256,8 +256,14 @@ async def test_stockout_is_shown_with_the_zones_that_have_v6e_and_a_zone_can_be_
         options = [value for _label, value in zone._options]
         assert "us-east5-a" in options and "europe-west4-a" not in options
         assert state_of(app, 2) == "failed"
-        await until(pilot, lambda: app.query_one("#cl-replace", Button).has_class("-shown"),
-                    what="the offer to replace the failed pool")
+        # named from the instance group while GKE's operation runs: what bills, the options and their commands
+        assert "Stockout" in error and "still RUNNING" in error
+        assert "Already running and billing" in error and "~$6.00/day" in error
+        for needle in ("Keep waiting in europe-west4-a", "Another region (a new cluster)", "Spot TPU v6e",
+                       "--spot", "Flex-start", "--flex-start"):
+            assert needle in error, needle
+        await until(pilot, lambda: app.query_one("#cl-wait", Button).has_class("-shown"),
+                    what="the offer to keep waiting")
         zone.value = "us-east5-a"
         await pilot.click("#cl-zone-use")
         await until(pilot, lambda: app.cfg.zone == "us-east5-a", what="the zone saved")

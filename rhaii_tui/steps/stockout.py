@@ -282,7 +282,7 @@ def diagnose(ctx: Any, reading: compute.CapacityReading | None, op: OperationInf
     here_q = _quota_dict(pane.on_demand, need)
     spot_q = _quota_dict(pane.spot, need)
     region_q: dict[str, dict[str, Any]] = {}
-    for r in list(other_regions)[:6]:
+    for r in list(other_regions)[:8]:
         region_q[r] = _quota_dict(quotas.read_quota(profile, cfg.project, quotas.TPU_QUOTA_ID, r,
                                                     {"tpu_family": quotas.TPU_FAMILY}), need)
 
@@ -321,7 +321,7 @@ def diagnose(ctx: Any, reading: compute.CapacityReading | None, op: OperationInf
     if other_regions:
         ranked = sorted(other_regions, key=lambda r: (region_q.get(r, {}).get("enough") is False, r))
         picks = []
-        for r in ranked[:4]:
+        for r in ranked:
             q = region_q.get(r)
             picks.append(f"{other_regions[r][0]} ({_quota_text(q) if q else 'quota not checked'})")
         best = other_regions[ranked[0]][0]
