@@ -319,7 +319,12 @@ def ensure_cluster(ctx: StepContext, on_progress: Callable[[ClusterProgress], No
                 info = gke.wait(op, cb, timeout=op_timeout, stop=watch.stop_event, poll_min=poll_min,
                                 poll_max=poll_max, need_chips=4 * n)
             if watch.found and not keep_waiting and not info.done and not stopped():
-                diag = stockout.diagnose(ctx, watch.reading, info, named_at=watch.named_at)
+                reading = watch.reading
+                report(phase, f"{'Quota exceeded' if reading.kind == 'quota' else 'Stockout'} in {cfg.zone}: the "
+                       f"TPU pool's instance group reports {', '.join(reading.codes)} for "
+                       f"{len(reading.instances)} instance(s) while GKE's operation still runs. Checking the "
+                       "options (zones, quota, Spot, flex-start)...", reattached=was_running)
+                diag = stockout.diagnose(ctx, reading, info, named_at=watch.named_at)
                 report(phase, diag.headline, stockout=diag.to_dict(), reattached=was_running)
                 raise _capacity_error(ctx, diag)
             return info
