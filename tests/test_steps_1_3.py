@@ -173,6 +173,35 @@ def test_stockout_is_named_from_the_instance_group_long_before_gke_gives_up(make
     assert again.value.kind == "stockout" and again.value.details["stockout"]["operation"] == diag["operation"]
 
 
+def test_a_stocked_out_zone_with_a_sibling_offers_node_pool_locations(make_sim_world, tmp_path):
+    from google.cloud import container_v1
+
+    from rhaii_tui.steps import stockout
+
+    world = make_sim_world("stockout", stockout_zones=["us-east5-a"])
+    ctx = make_ctx(world, tmp_path, zone="us-east5-a", cluster="c1")
+    diag = stockout.diagnose(ctx, None, None, error_text="ZONE_RESOURCE_POOL_EXHAUSTED")
+    opts = {o.key: o for o in diag.options}
+    assert opts["zone"].available and "us-east5-b" in opts["zone"].title
+    assert "--node-locations us-east5-b" in opts["zone"].commands[-1]
+    assert opts["zone"].quota["region"] == "us-east5" and opts["zone"].quota["enough"] is True
+    assert "us-east5-b" not in opts["region"].detail  # the sibling zone is offered as a zone, not a region
+    # the emulator puts such a pool's nodes (and its instance group) in the other zone: no stockout there
+    gke = world.profile().gke()
+    parent = f"projects/{PROJECT}/locations/us-east5-a"
+    gke.create_cluster(request={"parent": parent, "cluster": {"name": "c1"}})
+    world.fast_forward(301)
+    op = gke.create_node_pool(request={"parent": f"{parent}/clusters/c1", "node_pool": {
+        "name": "tpu-pool", "initial_node_count": 1, "locations": ["us-east5-b"],
+        "config": {"machine_type": "ct6e-standard-4t"}}})
+    world.fast_forward(1000)
+    world.wait_until(lambda: world.world.operations[op.name].status == "DONE", timeout=60)
+    assert world.world.operations[op.name].error is None
+    pool = gke.get_node_pool(request={"name": f"{parent}/clusters/c1/nodePools/tpu-pool"})
+    assert pool.status == container_v1.NodePool.Status.RUNNING
+    assert "/zones/us-east5-b/instanceGroupManagers/" in pool.instance_group_urls[0]
+
+
 def test_keep_waiting_follows_a_stockout_to_gkes_own_failure(make_sim_world, tmp_path):
     world = make_sim_world("stockout", speed=2000, stockout_fail_seconds=600)
     ctx = make_ctx(world, tmp_path)
