@@ -53,8 +53,8 @@ def stockout_parts(diag: dict[str, Any]) -> list[Any]:
     each option with its cost, quota and the exact commands."""
     parts: list[Any] = ["\n", ("Already running and billing: ", "bold $warning"),
                         str((diag.get("billing") or {}).get("text", ""))]
-    parts += ["\n", ("Options", "bold $warning"), " (the wizard names them; run the commands, or press "
-              "Keep waiting / choose a zone below):"]
+    parts += ["\n", ("Options", "bold $warning"), " (run the commands; or, above, choose a zone or press "
+              "Wait here):"]
     for i, o in enumerate(diag.get("options") or [], 1):
         cost = f"  ~${o['cost_per_day']:,.2f}/day" if o.get("cost_per_day") is not None else ""
         style = "bold" if o.get("available", True) else "$text-muted"
@@ -134,8 +134,10 @@ class ClusterScreen(StepScreen):
         #cl-zone-row { display: none; height: 1; margin: 0 0 1 0; }
         #cl-zone-row.-shown { display: block; }
         #cl-zone-row Label { width: auto; padding: 0 1 0 0; }
-        #cl-zone { width: 26; }
-        #cl-zone-use { margin: 0 0 0 2; }
+        #cl-zone { width: 23; }
+        #cl-zone-use { margin: 0 0 0 1; min-width: 13; }
+        #cl-wait { margin: 0 0 0 1; min-width: 11; display: none; }
+        #cl-wait.-shown { display: block; }
         #cl-phases { height: auto; margin: 1 0 0 0; display: none; }
         #cl-nodes-box { height: auto; display: none; }
         #cl-kube-box { height: auto; display: none; }
@@ -180,6 +182,9 @@ class ClusterScreen(StepScreen):
                 yield Label("Zones with TPU v6e:")
                 yield Select([], id="cl-zone", compact=True, prompt="choose a zone", allow_blank=True)
                 yield Button("Use this zone", id="cl-zone-use", compact=True)
+                yield Button("Wait here", id="cl-wait", compact=True,
+                             tooltip="Keep following the TPU pool although its instance group reports a stockout "
+                                     "(GKE retries; it gives up after about 35 min)")
             yield Static("", id="cl-error")
             yield Static(Content.styled("Not read yet.", "$text-muted"), id="cl-plan")
             with Horizontal(id="cl-actions"):
@@ -191,9 +196,6 @@ class ClusterScreen(StepScreen):
                              tooltip="Delete the TPU pool in ERROR and create it again")
                 yield Button("Continue", id="cl-continue", compact=True, variant="primary",
                              tooltip="Follow what is running and wait for the TPU nodes (nothing billable)")
-                yield Button("Keep waiting", id="cl-wait", compact=True,
-                             tooltip="Keep following the TPU pool although its instance group reports a stockout "
-                                     "(GKE retries; it gives up after about 35 min)")
                 yield Button("Stop following", id="cl-stop", compact=True,
                              tooltip="Stop watching; the operation keeps running in Google Cloud")
                 yield Label("", id="cl-status")
@@ -693,8 +695,9 @@ class ClusterScreen(StepScreen):
                          stockout: Any = None) -> None:
         box = self.query_one("#cl-error", Static)
         parts: list[Any] = [("✘ ", "bold $error"), (message, "bold")]
-        if fix:
-            parts += ["\n", ("Fix: ", "bold $warning"), fix]
+        if fix:  # with a stockout's options below, the fix's own summary of them is left out
+            parts += ["\n", ("Fix: ", "bold $warning"),
+                      fix.split(" Options: ")[0] if isinstance(stockout, dict) else fix]
         if isinstance(stockout, dict):
             parts += stockout_parts(stockout)
         box.update(Content.assemble(*parts))
