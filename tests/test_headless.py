@@ -359,7 +359,7 @@ def test_apply_on_a_stockout_exits_1_naming_it_and_the_options(make_sim_world, c
                          str(pull), "--poll", "0.05")
     assert code == 1
     for needle in ("Already running and billing", "~$6.00/day", "Keep waiting", "--keep-waiting",
-                   "Another region (a new cluster)", "rhaii-tui apply --yes --zone", "Spot TPU v6e", "--spot",
+                   "Another region (a new cluster)", "apply --yes", "rhaii-tui --zone ", "Spot TPU v6e", "--spot",
                    "Flex-start", "--flex-start", "No other zone of europe-west4 offers TPU v6e"):
         assert needle in out, needle
     assert counts(world)["pool_creates"] == 1  # the second apply followed the same pool, created nothing
@@ -371,3 +371,14 @@ def test_apply_on_a_stockout_exits_1_naming_it_and_the_options(make_sim_world, c
     doc = json.loads(out)
     assert "ZONE_RESOURCE_POOL_EXHAUSTED" in doc["error"]["message"] and doc["error"]["stockout"]["options"]
     assert "--replace-failed-pool" in doc["error"]["stockout"]["options"][0]["commands"][0]
+
+
+def test_apply_keep_waiting_follows_a_stockout_until_gke_gives_up(make_sim_world, capsys, tmp_path):
+    world = make_sim_world("stockout", stockout_fail_seconds=600)
+    hf, pull = secret_files(tmp_path)
+    code, out, err = run(capsys, world, "apply", "--yes", "--keep-waiting", "--hf-token-file", str(hf),
+                         "--pull-secret-file", str(pull), "--poll", "0.05")
+    assert code == 1, out + err
+    assert "still waiting, as asked" in out
+    assert "Not all instances running in IGM after 10m" in out and "ZONE_RESOURCE_POOL_EXHAUSTED" in err
+    assert "--replace-failed-pool" in out  # once GKE gave up, waiting more means replacing the failed pool

@@ -82,16 +82,14 @@ class MigStatus:
 
 
 def pool_instance_groups(gke: Gke, cluster: str, pool: str) -> list[str]:
-    """The node pool's instanceGroupUrls ([] while GKE has not made them yet, or no such pool)."""
-    client = gke._client()
-    try:
-        p = gke._call(f"read node pool {pool}",
-                      lambda: client.get_node_pool(request={"name": gke.pool_path(cluster, pool)}), idempotent=True)
-    except CloudError as e:
-        if e.kind == "not_found":
-            return []
-        raise
-    return [str(u) for u in getattr(p, "instance_group_urls", []) or []]
+    """The node pool's instanceGroupUrls ([] while GKE has not made them yet, or no such pool).
+    Read over REST (a fresh httpx client per call), so a background reader never shares the GKE
+    client library's session with the thread following the operation."""
+    ctx = ErrorContext(project=gke.project, zone=gke.zone, what=f"read node pool {pool}")
+    body = _request(gke.profile, "container", "GET", f"/v1/{gke.pool_path(cluster, pool)}", ctx, allow_404=True)
+    if not isinstance(body, dict):
+        return []
+    return [str(u) for u in body.get("instanceGroupUrls") or []]
 
 
 def list_errors(profile: ConnectionProfile, url: str, *, max_pages: int = 4) -> list[MigError]:

@@ -328,9 +328,10 @@ def diagnose(ctx: Any, reading: compute.CapacityReading | None, op: OperationInf
         options.append(Option(
             "region", "Another region (a new cluster)",
             "Create the cluster and the TPU pool in another zone that offers v6e: " + "; ".join(picks)
-            + f". Delete {cfg.cluster} here to stop its ~${default_day:,.2f}/day.",
-            [f"rhaii-tui apply --yes --zone {best}",
-             f"gcloud container clusters delete {cfg.cluster} --zone {zone} --project {cfg.project} --quiet"],
+            + f". Delete {cfg.cluster} here first (the wizard keeps one cluster of that name; it stops its "
+            f"~${default_day:,.2f}/day), then run the wizard with the new zone.",
+            [f"gcloud container clusters delete {cfg.cluster} --zone {zone} --project {cfg.project} --quiet",
+             f"rhaii-tui --zone {best} apply --yes"],
             available=any(q.get("enough") is not False for q in region_q.values()) or not region_q,
             cost_per_day=round(CLUSTER_OVERHEAD_PER_DAY + new_pool_cost, 2),
             quota=region_q.get(ranked[0])))
