@@ -276,6 +276,27 @@ async def test_stockout_is_shown_with_the_zones_that_have_v6e_and_a_zone_can_be_
 
 
 @pytest.mark.asyncio
+async def test_wait_here_keeps_following_a_stocked_out_pool(make_sim_world, tmp_path):
+    world = make_sim_world("stockout", stockout_fail_seconds=40000)  # GKE gives up after 20 s of wall time
+    app = make_app(world, tmp_path, 2)
+    async with running(app) as pilot:
+        page = await plan_loaded(pilot)
+        await pilot.click("#cl-create")
+        await confirm_cost(pilot)
+        await until(pilot, lambda: app.query_one("#cl-wait", Button).has_class("-shown") and not page._busy,
+                    what="the stockout with the offer to wait")
+        await until(pilot, lambda: "Wait here" in screen_text(app), what="Wait here on the terminal")
+        await pilot.click("#cl-wait")
+        await until(pilot, lambda: "still waiting, as asked" in rendered(app.query_one("#cl-reattached")),
+                    what="the wait going on")
+        assert page._busy == "ensure" and not app.query_one("#cl-wait", Button).has_class("-shown")
+        await pilot.click("#cl-stop")
+        await until(pilot, lambda: not page._busy, what="the follow stopped")
+        ops = {o["type"]: o["status"] for o in world.state()["operations"]}
+        assert ops["CREATE_NODE_POOL"] == "RUNNING", "stopping the follow leaves GKE's operation alone"
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize("scenario,needle", [
     ("missing-permission", "roles/container.admin"),
     ("low-quota", "12 chips"),

@@ -172,6 +172,7 @@ class ClusterScreen(StepScreen):
         self._stale = False
         self._failed_pool = False
         self._stockout_waitable = False  # a stockout was named while GKE's operation still runs
+        self._wait_note = ""  # "still waiting, as asked": shown while a Wait here run goes on
         self._op_clock: dict[str, tuple[float, float]] = {}  # op name -> (monotonic first seen, guide s then)
 
     # composition -------------------------------------------------------------------------------
@@ -484,6 +485,7 @@ class ClusterScreen(StepScreen):
         # a private context: a config saved meanwhile must not retarget a run in flight
         run_ctx = StepContext(ctx.cfg, ctx.profile, ctx.state_store, secrets=ctx.secrets)
         self._run_id += 1
+        self._wait_note = ""
         self._busy = kind
         self._stop = threading.Event()
         self._last_error = None
@@ -549,9 +551,12 @@ class ClusterScreen(StepScreen):
             return
         p = event.progress
         self._status(p.message)
+        if isinstance(p.stockout, dict) and p.stockout.get("waiting"):  # stays up while the follow goes on
+            self._wait_note = f"⏳ {p.message}"
+            self._set_reattached(self._wait_note)
         bar = {"create-cluster": "#phase-cluster", "create-pool": "#phase-pool",
                "resize-pool": "#phase-pool"}.get(p.phase)
-        if p.op is not None and p.reattached:
+        if p.op is not None and p.reattached and not self._wait_note:
             self._set_reattached(f"⟳ Reattached to operation {p.op.op.name} "
                                  f"({p.op.op.op_type.replace('_', ' ').lower()}), started earlier; following it.")
         if bar is not None:

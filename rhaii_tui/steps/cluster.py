@@ -308,7 +308,8 @@ def ensure_cluster(ctx: StepContext, on_progress: Callable[[ClusterProgress], No
                 if keep_waiting:
                     report(phase, f"The TPU pool's instance group reports {', '.join(reading.codes)} for "
                            f"{len(reading.instances)} instance(s); still waiting, as asked (GKE gives up after "
-                           f"about {stockout.GKE_GIVES_UP_SECONDS // 60} min).", reattached=was_running)
+                           f"about {stockout.GKE_GIVES_UP_SECONDS // 60} min).", reattached=was_running,
+                           stockout={"kind": reading.kind, "codes": reading.codes, "waiting": True})
 
             watch = stockout.CapacityWatch(ctx, op, stop=stop, keep_waiting=keep_waiting, on_found=found)
         try:
