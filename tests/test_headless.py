@@ -340,7 +340,7 @@ def test_a_resize_needs_yes_too(make_sim_world, capsys):
 
 
 def test_apply_on_a_stockout_exits_1_naming_it_and_the_options(make_sim_world, capsys, tmp_path):
-    world = make_sim_world("stockout", stockout_fail_seconds=40000)  # GKE would give up after 20 s of wall time
+    world = make_sim_world("stockout", stockout_fail_seconds=200000)  # GKE would give up after 100 s of wall time
     hf, pull = secret_files(tmp_path)
     code, out, err = run(capsys, world, "apply", "--yes", "--json", "--hf-token-file", str(hf),
                          "--pull-secret-file", str(pull), "--poll", "0.05")
@@ -364,7 +364,7 @@ def test_apply_on_a_stockout_exits_1_naming_it_and_the_options(make_sim_world, c
         assert needle in out, needle
     assert counts(world)["pool_creates"] == 1  # the second apply followed the same pool, created nothing
     # once GKE gave up, the failed pool's stockout comes with the options too
-    world.fast_forward(40000)
+    world.fast_forward(200000)
     code, out, err = run(capsys, world, "apply", "--yes", "--json", "--hf-token-file", str(hf), "--pull-secret-file",
                          str(pull), "--poll", "0.05")
     assert code == 1, out + err

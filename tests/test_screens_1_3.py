@@ -238,7 +238,7 @@ async def test_secret_file_given_in_step_1_is_checked(sim_world, tmp_path):
 
 @pytest.mark.asyncio
 async def test_stockout_is_shown_with_the_zones_that_have_v6e_and_a_zone_can_be_picked(make_sim_world, tmp_path):
-    world = make_sim_world("stockout")
+    world = make_sim_world("stockout", stockout_fail_seconds=200000)  # GKE would give up after 100 s of wall time
     app = make_app(world, tmp_path, 2)
     async with running(app) as pilot:
         page = await plan_loaded(pilot)
@@ -277,7 +277,7 @@ async def test_stockout_is_shown_with_the_zones_that_have_v6e_and_a_zone_can_be_
 
 @pytest.mark.asyncio
 async def test_wait_here_keeps_following_a_stocked_out_pool(make_sim_world, tmp_path):
-    world = make_sim_world("stockout", stockout_fail_seconds=40000)  # GKE gives up after 20 s of wall time
+    world = make_sim_world("stockout", stockout_fail_seconds=200000)  # GKE gives up after 100 s of wall time
     app = make_app(world, tmp_path, 2)
     async with running(app) as pilot:
         page = await plan_loaded(pilot)
