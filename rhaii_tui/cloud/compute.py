@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .gke import CloudError, ErrorContext, Gke, map_error, parse_time
+from .gke import ErrorContext, Gke, parse_time
 from .profile import ConnectionProfile
 from .services import _request
 
@@ -178,10 +178,7 @@ def safe(fn: Any, default: Any = None) -> Any:
     """fn() or `default` when the cloud cannot tell (the caller keeps following the operation)."""
     try:
         return fn()
-    except CloudError:
-        return default
-    except Exception as e:  # noqa: BLE001 - a reader must never stop the follow
-        _ = map_error(e)
+    except Exception:  # noqa: BLE001 - CloudError or a transport error: a reader never stops the follow
         return default
 
 

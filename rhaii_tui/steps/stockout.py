@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..cloud import compute, quotas, services
-from ..cloud.gke import CloudError, OperationInfo
+from ..cloud.gke import OperationInfo
 from ..config import (
     CLUSTER_OVERHEAD_PER_DAY,
     DEFAULT_POOL_MACHINE_TYPE,
