@@ -344,7 +344,10 @@ def test_quota_errors_and_a_partial_pool_show_in_list_errors(make_sim_world):
 def test_instance_group_manager_not_found(sim_world):
     r = httpx.get(f"{sim_world.google_url}/compute/v1/projects/{PROJECT}/zones/{ZONE}/instanceGroupManagers/nope",
                   headers={"Authorization": f"Bearer {sim_world.token}"})
-    assert r.status_code == 404 and "instanceGroupManagers/nope" in r.json()["error"]["message"]
+    assert r.status_code == 404
+    assert r.json()["error"]["message"] == \
+        f"The resource 'projects/{PROJECT}/zones/{ZONE}/instanceGroupManagers/nope' was not found"
+    assert r.json()["error"]["errors"][0]["reason"] == "notFound"  # Compute's error shape, as gcloud reads it
 
 
 def test_two_nodes_scenario_has_a_partial_pool(make_sim_world):
