@@ -704,7 +704,14 @@ def _capacity_probe(ctx: StepContext) -> Any:
     if not urls:
         return None
     reading = compute.safe(lambda: compute.capacity_errors(ctx.profile, urls, since=op.started_at))
-    return reading if reading is not None and reading.kind else None
+    if reading is None or not reading.kind:
+        return None
+    # a MIG retries every minute: no error for 5 (guide) minutes means the capacity came back
+    latest = max((e.at for e in reading.errors if e.at is not None), default=None)
+    scale = float(getattr(ctx.profile, "time_scale", 1.0) or 1.0)
+    if latest is not None and (time.time() - latest) * scale > 300:
+        return None
+    return reading
 
 
 def commands(ctx: StepContext) -> list[str]:
