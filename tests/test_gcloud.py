@@ -125,5 +125,9 @@ def test_gcloud_lists_the_instance_group_errors_of_a_stocked_out_pool(make_sim_w
     assert r.returncode == 0, r.stderr
     mig = json.loads(r.stdout)
     assert mig["targetSize"] == 3 and mig["currentActions"]["creating"] == 3 and mig["status"]["isStable"] is False
+    r = gcloud(env, "compute", "instance-groups", "managed", "list", "--zones", ZONE, "--format",
+               "value(name,size,targetSize)")
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split("\n")[:2]) == ["gke-c1-default-pool-grp\t2\t2", f"{name}\t0\t3"]
     r = gcloud(env, "compute", "instance-groups", "managed", "list-errors", "nope", "--zone", ZONE)
     assert r.returncode != 0 and "was not found" in r.stderr

@@ -487,6 +487,9 @@ class GoogleApi:
               compute=True),
             R("GET", r"/compute/v1/projects/" + S + r"/zones/" + S + r"/autoscalers", self.autoscalers_list,
               compute=True),
+            R("GET", r"/compute/v1/projects/" + S + r"/zones/" + S + r"/instanceGroups", self.ig_list, compute=True),
+            R("GET", r"/compute/v1/projects/" + S + r"/zones/" + S + r"/instanceGroups/" + S, self.ig_get,
+              compute=True),
             R("GET", r"/compute/v1/projects/" + S + r"/zones/" + S + r"/instanceGroupManagers/" + S, self.igm_get,
               compute=True),
             R("GET", r"/compute/v1/projects/" + S + r"/zones/" + S + r"/instanceGroupManagers/" + S + r"/listErrors",
@@ -821,6 +824,27 @@ class GoogleApi:
         pid = self._cproject(project)
         self._czone(pid, zone)
         return self._list("compute#autoscalerList", [], f"projects/{pid}/zones/{zone}/autoscalers")
+
+    def ig_json(self, pid: str, zone: str, c: Cluster, p: NodePool) -> dict:
+        name = mig_name(c.name, p.name)
+        zurl = self.compute.zone_url(pid, zone)
+        return {"kind": "compute#instanceGroup", "id": _stable_id("ig", pid, zone, name),
+                "creationTimestamp": p.create_time, "name": name, "zone": zurl, "size": p.nodes,
+                "network": f"{self.compute.base}/projects/{pid}/global/networks/default",
+                "subnetwork": f"{self.compute.base}/projects/{pid}/regions/{region_of(zone)}/subnetworks/default",
+                "fingerprint": _fingerprint("ig", name), "selfLink": f"{zurl}/instanceGroups/{name}"}
+
+    async def ig_list(self, request, project, zone, body):
+        pid = self._cproject(project)
+        self._czone(pid, zone)
+        return self._list("compute#instanceGroupList", [self.ig_json(pid, zone, c, p) for c, p in self._migs(pid, zone)],
+                          f"projects/{pid}/zones/{zone}/instanceGroups")
+
+    async def ig_get(self, request, project, zone, name, body):
+        pid = self._cproject(project)
+        self._czone(pid, zone)
+        c, p = self._mig(pid, zone, name)
+        return self.ig_json(pid, zone, c, p)
 
     async def igm_get(self, request, project, zone, name, body):
         pid = self._cproject(project)
