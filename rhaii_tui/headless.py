@@ -115,6 +115,9 @@ def apply_arguments(p: argparse.ArgumentParser) -> None:
                    help="step 2: delete a TPU node pool in ERROR and create it again (needs --yes)")
     o.add_argument("--poll", type=_poll, default=DEFAULT_POLL, metavar="SECONDS",
                    help=f"seconds between progress checks (default {DEFAULT_POLL:g})")
+    o.add_argument("--keep-waiting", action="store_true",
+                   help="step 2: keep following a TPU node-pool create whose instance group reports a stockout "
+                        "(default: stop within minutes, name it and list the options)")
 
 
 def verify_arguments(p: argparse.ArgumentParser) -> None:
@@ -513,6 +516,8 @@ def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lea
                 code = EXIT_FAIL
                 error = {"step": n, "title": e.title, "status": result.status.value, "message": result.summary,
                          "detail": result.detail, "fix": result.fix}
+                if result.data.get("stockout"):  # step 2 named a stockout: the diagnosis and the options
+                    error["stockout"] = result.data["stockout"]
                 out.line(f"step {n} {e.title}: {result.status.value.upper()} - {result.summary}", n)
                 if result.detail and result.detail != result.summary:
                     out.line(result.detail, n)
@@ -686,6 +691,7 @@ def apply_command(args: argparse.Namespace, cfg: Any) -> int:
         opts = RunOptions(yes=args.yes, netpol=args.netpol, installer_dir=args.installer_dir,
                           replace_failed_pool=args.replace_failed_pool, poll=args.poll, secret_hints=hints,
                           installer_hint=INSTALLER_HINT, kubeconfig_dir=str(state_dir() / "kubeconfigs"))
+        opts.keep_waiting = bool(getattr(args, "keep_waiting", False))
         return run_apply(ctx, out, through=args.through, opts=opts)
     return _run(go, out)
 

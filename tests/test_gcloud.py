@@ -100,3 +100,34 @@ def test_kubectl_uses_the_worlds_kubeconfig_as_is(make_sim_world, tmp_path):
     assert r.returncode == 0, r.stderr
     labels = [n["metadata"]["labels"] for n in json.loads(r.stdout)["items"]]
     assert sorted(lb["cloud.google.com/gke-nodepool"] for lb in labels) == ["default-pool"] * 2 + ["tpu-pool"] * 3
+
+
+def test_gcloud_lists_the_instance_group_errors_of_a_stocked_out_pool(make_sim_world, tmp_path):
+    w = make_sim_world("stockout", speed=200)
+    env = _env(w, tmp_path)
+    project = w.endpoints["project"]
+    gke = w.profile().gke()
+    gke.create_cluster(request={"parent": f"projects/{project}/locations/{ZONE}", "cluster": {"name": "c1"}})
+    w.fast_forward(301)
+    w.wait_until(lambda: w.world.clusters[f"{project}/{ZONE}/c1"].status == "RUNNING")
+    gke.create_node_pool(request={"parent": f"projects/{project}/locations/{ZONE}/clusters/c1", "node_pool": {
+        "name": "tpu-pool", "initial_node_count": 3, "config": {"machine_type": "ct6e-standard-4t"}}})
+    pool = w.world.clusters[f"{project}/{ZONE}/c1"].pools["tpu-pool"]
+    w.wait_until(lambda: pool.mig_errors, timeout=60, message="the MIG's first failed creation")
+    url = gke.get_node_pool(request={"name": f"projects/{project}/locations/{ZONE}/clusters/c1/nodePools/tpu-pool"}
+                            ).instance_group_urls[0]
+    name = url.rsplit("/", 1)[-1]
+    r = gcloud(env, "compute", "instance-groups", "managed", "list-errors", name, "--zone", ZONE)
+    assert r.returncode == 0, r.stderr
+    assert "ZONE_RESOURCE_POOL_EXHAUSTED" in r.stdout and "CREATING" in r.stdout
+    assert "gke-c1-tpu-pool-" in r.stdout
+    r = gcloud(env, "compute", "instance-groups", "managed", "describe", name, "--zone", ZONE, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    mig = json.loads(r.stdout)
+    assert mig["targetSize"] == 3 and mig["currentActions"]["creating"] == 3 and mig["status"]["isStable"] is False
+    r = gcloud(env, "compute", "instance-groups", "managed", "list", "--zones", ZONE, "--format",
+               "value(name,size,targetSize)")
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split("\n")[:2]) == ["gke-c1-default-pool-grp\t2\t2", f"{name}\t0\t3"]
+    r = gcloud(env, "compute", "instance-groups", "managed", "list-errors", "nope", "--zone", ZONE)
+    assert r.returncode != 0 and "was not found" in r.stderr

@@ -415,3 +415,48 @@ def test_netpol_apply_overrides_an_earlier_skip_and_apply_creates_what_render_ma
     live = kube.get(route["apiVersion"], "HTTPRoute", route["metadata"]["name"], NS)
     assert [b["group"] for r in live["spec"]["rules"] for b in r["backendRefs"]] == \
         [b["group"] for r in route["spec"]["rules"] for b in r["backendRefs"]]
+
+
+def test_apply_on_a_stockout_exits_1_naming_it_and_the_options(make_sim_world, capsys, tmp_path):
+    world = make_sim_world("stockout", stockout_fail_seconds=200000)  # GKE would give up after 100 s of wall time
+    hf, pull = secret_files(tmp_path)
+    code, out, err = run(capsys, world, "apply", "--yes", "--json", "--hf-token-file", str(hf),
+                         "--pull-secret-file", str(pull), "--poll", "0.05")
+    assert code == 1, out + err
+    doc = json.loads(out)
+    assert doc["error"]["step"] == 2 and "Stockout" in doc["error"]["message"]
+    assert "ZONE_RESOURCE_POOL_EXHAUSTED" in doc["error"]["message"] and ZONE in doc["error"]["message"]
+    stock = doc["error"]["stockout"]
+    assert stock["zone"] == ZONE and stock["codes"] == ["ZONE_RESOURCE_POOL_EXHAUSTED"]
+    assert [o["key"] for o in stock["options"]] == ["wait", "zone", "region", "spot", "flex-start", "reservation"]
+    assert stock["billing"]["per_day"] == 6.0
+    assert "step 2" in err and "Stockout" in err and len(err.strip().splitlines()) == 1
+    assert [s["action"] for s in doc["steps"]][2:] == ["not reached"] * 9
+    # the lines a person reads name the options with their commands and costs
+    code, out, err = run(capsys, world, "apply", "--yes", "--hf-token-file", str(hf), "--pull-secret-file",
+                         str(pull), "--poll", "0.05")
+    assert code == 1
+    for needle in ("Already running and billing", "~$6.00/day", "Keep waiting", "--keep-waiting",
+                   "Another region (a new cluster)", "apply --yes", "rhaii-tui --zone ", "Spot TPU v6e", "--spot",
+                   "Flex-start", "--flex-start", "No other zone of europe-west4 offers TPU v6e"):
+        assert needle in out, needle
+    assert counts(world)["pool_creates"] == 1  # the second apply followed the same pool, created nothing
+    # once GKE gave up, the failed pool's stockout comes with the options too
+    world.fast_forward(200000)
+    code, out, err = run(capsys, world, "apply", "--yes", "--json", "--hf-token-file", str(hf), "--pull-secret-file",
+                         str(pull), "--poll", "0.05")
+    assert code == 1, out + err
+    doc = json.loads(out)
+    assert "ZONE_RESOURCE_POOL_EXHAUSTED" in doc["error"]["message"] and doc["error"]["stockout"]["options"]
+    assert "--replace-failed-pool" in doc["error"]["stockout"]["options"][0]["commands"][0]
+
+
+def test_apply_keep_waiting_follows_a_stockout_until_gke_gives_up(make_sim_world, capsys, tmp_path):
+    world = make_sim_world("stockout", stockout_fail_seconds=600)
+    hf, pull = secret_files(tmp_path)
+    code, out, err = run(capsys, world, "apply", "--yes", "--keep-waiting", "--hf-token-file", str(hf),
+                         "--pull-secret-file", str(pull), "--poll", "0.05")
+    assert code == 1, out + err
+    assert "still waiting, as asked" in out
+    assert "Not all instances running in IGM after 10m" in out and "ZONE_RESOURCE_POOL_EXHAUSTED" in err
+    assert "--replace-failed-pool" in out  # once GKE gave up, waiting more means replacing the failed pool

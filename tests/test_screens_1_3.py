@@ -238,7 +238,7 @@ async def test_secret_file_given_in_step_1_is_checked(sim_world, tmp_path):
 
 @pytest.mark.asyncio
 async def test_stockout_is_shown_with_the_zones_that_have_v6e_and_a_zone_can_be_picked(make_sim_world, tmp_path):
-    world = make_sim_world("stockout")
+    world = make_sim_world("stockout", stockout_fail_seconds=200000)  # GKE would give up after 100 s of wall time
     app = make_app(world, tmp_path, 2)
     async with running(app) as pilot:
         page = await plan_loaded(pilot)
@@ -256,8 +256,14 @@ async def test_stockout_is_shown_with_the_zones_that_have_v6e_and_a_zone_can_be_
         options = [value for _label, value in zone._options]
         assert "us-east5-a" in options and "europe-west4-a" not in options
         assert state_of(app, 2) == "failed"
-        await until(pilot, lambda: app.query_one("#cl-replace", Button).has_class("-shown"),
-                    what="the offer to replace the failed pool")
+        # named from the instance group while GKE's operation runs: what bills, the options and their commands
+        assert "Stockout" in error and "still RUNNING" in error
+        assert "Already running and billing" in error and "~$6.00/day" in error
+        for needle in ("Keep waiting in europe-west4-a", "Another region (a new cluster)", "Spot TPU v6e",
+                       "--spot", "Flex-start", "--flex-start"):
+            assert needle in error, needle
+        await until(pilot, lambda: app.query_one("#cl-wait", Button).has_class("-shown"),
+                    what="the offer to keep waiting")
         zone.value = "us-east5-a"
         await pilot.click("#cl-zone-use")
         await until(pilot, lambda: app.cfg.zone == "us-east5-a", what="the zone saved")
@@ -267,6 +273,27 @@ async def test_stockout_is_shown_with_the_zones_that_have_v6e_and_a_zone_can_be_
         plan = rendered(app.query_one("#cl-plan", Static))
         assert "in us-east5-a" in plan
         assert "already exists in europe-west4-a" in plan  # honest: the first cluster is still there
+
+
+@pytest.mark.asyncio
+async def test_wait_here_keeps_following_a_stocked_out_pool(make_sim_world, tmp_path):
+    world = make_sim_world("stockout", stockout_fail_seconds=200000)  # GKE gives up after 100 s of wall time
+    app = make_app(world, tmp_path, 2)
+    async with running(app) as pilot:
+        page = await plan_loaded(pilot)
+        await pilot.click("#cl-create")
+        await confirm_cost(pilot)
+        await until(pilot, lambda: app.query_one("#cl-wait", Button).has_class("-shown") and not page._busy,
+                    what="the stockout with the offer to wait")
+        await until(pilot, lambda: "Wait here" in screen_text(app), what="Wait here on the terminal")
+        await pilot.click("#cl-wait")
+        await until(pilot, lambda: "still waiting, as asked" in rendered(app.query_one("#cl-reattached")),
+                    what="the wait going on")
+        assert page._busy == "ensure" and not app.query_one("#cl-wait", Button).has_class("-shown")
+        await pilot.click("#cl-stop")
+        await until(pilot, lambda: not page._busy, what="the follow stopped")
+        ops = {o["type"]: o["status"] for o in world.state()["operations"]}
+        assert ops["CREATE_NODE_POOL"] == "RUNNING", "stopping the follow leaves GKE's operation alone"
 
 
 @pytest.mark.asyncio

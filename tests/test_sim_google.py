@@ -240,14 +240,56 @@ def test_low_quota_fails_the_tpu_pool_fast_with_the_real_text(make_sim_world):
     assert not wait_op(gke, op).error.message
 
 
-def test_stockout_zone_fails_fast_other_zone_works(make_sim_world):
-    w = make_sim_world(scenario="stockout", speed=100)
+def _mig_get(w, url, suffix=""):
+    r = httpx.get(url + suffix, headers={"Authorization": f"Bearer {w.token}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _sim_since(w, op_name, ts):
+    """Simulated seconds between an operation's start and an RFC 3339 timestamp."""
+    from rhaii_tui.cloud.gke import parse_time
+
+    op = w.world.operations[op_name]
+    return (parse_time(ts) - op.start) * w.world.clock.speed
+
+
+def test_stockout_pool_create_runs_35_minutes_but_its_mig_lists_the_errors_early(make_sim_world):
+    w = make_sim_world(scenario="stockout", speed=50)  # wall seconds do not eat the 35 simulated minutes
     gke = w.profile().gke()
     create_cluster(gke)
     w.fast_forward(301)
-    op = wait_op(gke, create_tpu_pool(gke))
+    op = create_tpu_pool(gke)
+    pool = gke.get_node_pool(request={"name": f"{PARENT}/clusters/c1/nodePools/tpu-pool"})
+    [url] = pool.instance_group_urls
+    assert f"/compute/v1/projects/{PROJECT}/zones/{ZONE}/instanceGroupManagers/" in url
+    # Compute's listErrors names each failed creation within a simulated minute or two
+    deadline = time.monotonic() + 60
+    while not (errors := _mig_get(w, url, "/listErrors").get("items")):
+        assert time.monotonic() < deadline, "listErrors stayed empty"
+        time.sleep(0.02)
+    assert {e["error"]["code"] for e in errors} == {"ZONE_RESOURCE_POOL_EXHAUSTED"}
+    assert {e["instanceActionDetails"]["action"] for e in errors} == {"CREATING"}
+    assert len({e["instanceActionDetails"]["instance"] for e in errors}) == 3
+    assert "/zones/europe-west4-a/instances/gke-c1-tpu-pool-" in errors[0]["instanceActionDetails"]["instance"]
+    assert "does not have enough resources available" in errors[0]["error"]["message"]
+    assert _sim_since(w, op.name, errors[0]["timestamp"]) <= 120
+    mig = _mig_get(w, url)
+    assert mig["targetSize"] == 3 and mig["currentActions"]["creating"] == 3 and mig["currentActions"]["none"] == 0
+    assert mig["status"]["isStable"] is False
+    listed = _mig_get(w, url.rsplit("/", 1)[0])["items"]
+    assert sorted(m["name"] for m in listed) == sorted(["gke-c1-default-pool-grp", mig["name"]])
+    # GKE's operation is still RUNNING long after the old 10 s failure, and after 20 minutes
+    w.fast_forward(20 * 60)
+    got = gke.get_operation(request={"name": f"{PARENT}/operations/{op.name}"})
+    assert got.status == container_v1.Operation.Status.RUNNING
+    assert len(_mig_get(w, url, "/listErrors")["items"]) >= 3 * 18  # the MIG retries every minute
+    # ... and fails at about 35 minutes with GKE's text
+    w.fast_forward(20 * 60)
+    op = wait_op(gke, op)
     assert "does not have enough resources available to fulfill the request" in op.error.message
     assert "ZONE_RESOURCE_POOL_EXHAUSTED" in op.error.message
+    assert "Not all instances running in IGM after 35m" in op.error.message
     assert f"projects/{PROJECT}/zones/{ZONE}" in op.error.message
     assert op.nodepool_conditions[0].code == container_v1.StatusCondition.Code.GCE_STOCKOUT
     other = f"projects/{PROJECT}/locations/us-east5-a"
@@ -256,6 +298,56 @@ def test_stockout_zone_fails_fast_other_zone_works(make_sim_world):
     op = create_tpu_pool(gke, parent=other)
     w.fast_forward(1000)
     assert not wait_op(gke, op, parent=other).error.message
+    [url] = gke.get_node_pool(request={"name": f"{other}/clusters/c1/nodePools/tpu-pool"}).instance_group_urls
+    assert _mig_get(w, url, "/listErrors")["items"] == [] and _mig_get(w, url)["status"]["isStable"] is True
+
+
+def test_stockout_time_is_a_scenario_knob(make_sim_world):
+    w = make_sim_world(scenario="stockout", speed=200, stockout_fail_seconds=120)
+    gke = w.profile().gke()
+    create_cluster(gke)
+    w.fast_forward(301)
+    op = wait_op(gke, create_tpu_pool(gke))
+    assert "Not all instances running in IGM after 2m0.0s" in op.error.message
+
+
+def test_quota_errors_and_a_partial_pool_show_in_list_errors(make_sim_world):
+    w = make_sim_world(scenario="low-quota", speed=100)
+    gke = w.profile().gke()
+    create_cluster(gke)
+    w.fast_forward(301)
+    wait_op(gke, create_tpu_pool(gke))
+    [url] = gke.get_node_pool(request={"name": f"{PARENT}/clusters/c1/nodePools/tpu-pool"}).instance_group_urls
+    errors = _mig_get(w, url, "/listErrors")["items"]
+    assert errors and {e["error"]["code"] for e in errors} == {"QUOTA_EXCEEDED"}
+    assert "TPUS_PER_TPU_FAMILY" in errors[0]["error"]["message"]
+    # two-nodes: the zone gives 2 of 3; the third instance fails with a stockout while GKE keeps going
+    w2 = make_sim_world(scenario="two-nodes", speed=200)
+    gke2 = w2.profile().gke()
+    cluster = f"{PARENT}/clusters/rhaii-tpu-scaleout-cluster"
+    [url2] = gke2.get_node_pool(request={"name": f"{cluster}/nodePools/tpu-pool"}).instance_group_urls
+    old = _mig_get(w2, url2, "/listErrors")["items"]
+    assert len({e["instanceActionDetails"]["instance"] for e in old}) == 1
+    op = gke2.set_node_pool_size(request={"name": f"{cluster}/nodePools/tpu-pool", "node_count": 4})
+    deadline = time.monotonic() + 60
+    while len(new := _mig_get(w2, url2, "/listErrors")["items"]) <= len(old):
+        assert time.monotonic() < deadline, "no new error for the resize"
+        time.sleep(0.02)
+    assert {e["error"]["code"] for e in new} == {"ZONE_RESOURCE_POOL_EXHAUSTED"}
+    assert _sim_since(w2, op.name, new[-1]["timestamp"]) <= 120
+    mig = _mig_get(w2, url2)
+    assert mig["targetSize"] == 4 and mig["currentActions"]["none"] == 2 and mig["currentActions"]["creating"] == 2
+    assert gke2.get_operation(request={"name": f"{PARENT}/operations/{op.name}"}).status == \
+        container_v1.Operation.Status.RUNNING
+
+
+def test_instance_group_manager_not_found(sim_world):
+    r = httpx.get(f"{sim_world.google_url}/compute/v1/projects/{PROJECT}/zones/{ZONE}/instanceGroupManagers/nope",
+                  headers={"Authorization": f"Bearer {sim_world.token}"})
+    assert r.status_code == 404
+    assert r.json()["error"]["message"] == \
+        f"The resource 'projects/{PROJECT}/zones/{ZONE}/instanceGroupManagers/nope' was not found"
+    assert r.json()["error"]["errors"][0]["reason"] == "notFound"  # Compute's error shape, as gcloud reads it
 
 
 def test_two_nodes_scenario_has_a_partial_pool(make_sim_world):

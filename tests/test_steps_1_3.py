@@ -136,6 +136,91 @@ def test_stockout_names_other_zones(make_sim_world, tmp_path):
     assert state.status == Status.FAILED
 
 
+def test_stockout_is_named_from_the_instance_group_long_before_gke_gives_up(make_sim_world, tmp_path):
+    world = make_sim_world("stockout", speed=50)  # 2 simulated minutes are 2.4 s of wall time here
+    ctx = make_ctx(world, tmp_path)
+    gke = world.profile().gke()  # the cluster exists already (fast-forwarded): step 2 creates the TPU pool
+    gke.create_cluster(request={"parent": f"projects/{PROJECT}/locations/{ZONE}", "cluster": {
+        "name": ctx.cfg.cluster, "node_pools": [{"name": "default-pool", "initial_node_count": 2,
+                                                 "config": {"machine_type": "n1-standard-4"}}]}})
+    world.fast_forward(301)
+    world.wait_until(lambda: world.world.clusters[f"{PROJECT}/{ZONE}/{ctx.cfg.cluster}"].status == "RUNNING",
+                     timeout=60)
+    seen = []
+    with pytest.raises(CloudError) as ei:
+        cluster_step.ensure_cluster(ctx, seen.append, poll_max=0.5)
+    err = ei.value
+    assert err.kind == "stockout" and "ZONE_RESOURCE_POOL_EXHAUSTED" in err.message
+    assert "europe-west4-a" in err.message and "still RUNNING" in err.message
+    # named while GKE's operation still runs, within 2 simulated minutes of the first failed creation
+    ops = {o["type"]: o for o in world.state()["operations"]}
+    assert ops["CREATE_NODE_POOL"]["status"] == "RUNNING"
+    diag = err.details["stockout"]
+    assert (diag["named_at"] - diag["first_error_at"]) * 50 <= 120
+    assert diag["codes"] == ["ZONE_RESOURCE_POOL_EXHAUSTED"] and len(diag["instances"]) == 3
+    # the options, checked live: no other v6e zone in europe-west4; other regions with their quota; Spot; flex-start
+    opts = {o["key"]: o for o in diag["options"]}
+    assert list(opts) == ["wait", "zone", "region", "spot", "flex-start", "reservation"]
+    assert opts["zone"]["available"] is False and "No other zone of europe-west4" in opts["zone"]["detail"]
+    assert opts["region"]["available"] and "us-east5-a" in opts["region"]["detail"] + " ".join(
+        opts["region"]["commands"]) + err.fix
+    assert opts["region"]["quota"]["limit"] == 32 and opts["region"]["cost_per_day"] == 376.8
+    assert opts["spot"]["quota"]["quota_id"] == "PREEMPTIBLE-TPU-V6E-per-project-region"
+    assert opts["spot"]["quota"]["limit"] == 64 and "--spot" in opts["spot"]["commands"][-1]
+    assert "--flex-start" in opts["flex-start"]["commands"][-1] and opts["flex-start"]["available"]
+    assert "--keep-waiting" in opts["wait"]["commands"][0]
+    # what already bills: the cluster and its default pool, no TPU node
+    assert diag["billing"]["per_day"] == 6.0 and diag["billing"]["tpu_nodes"] == 0
+    assert any(p.stockout for p in seen), "the progress carried the diagnosis for the page"
+    # step 2's probe says so too (without waiting for GKE), and running step 2 again names it at once
+    state = cluster_step.probe(ctx)
+    assert state.status == Status.FAILED and "ZONE_RESOURCE_POOL_EXHAUSTED" in state.summary
+    with pytest.raises(CloudError) as again:
+        cluster_step.ensure_cluster(ctx, poll_max=0.5)
+    assert again.value.kind == "stockout" and again.value.details["stockout"]["operation"] == diag["operation"]
+
+
+def test_a_stocked_out_zone_with_a_sibling_offers_node_pool_locations(make_sim_world, tmp_path):
+    from google.cloud import container_v1
+
+    from rhaii_tui.steps import stockout
+
+    world = make_sim_world("stockout", stockout_zones=["us-east5-a"])
+    ctx = make_ctx(world, tmp_path, zone="us-east5-a", cluster="c1")
+    diag = stockout.diagnose(ctx, None, None, error_text="ZONE_RESOURCE_POOL_EXHAUSTED")
+    opts = {o.key: o for o in diag.options}
+    assert opts["zone"].available and "us-east5-b" in opts["zone"].title
+    assert "--node-locations us-east5-b" in opts["zone"].commands[-1]
+    assert opts["zone"].quota["region"] == "us-east5" and opts["zone"].quota["enough"] is True
+    assert "us-east5-b" not in opts["region"].detail  # the sibling zone is offered as a zone, not a region
+    # the emulator puts such a pool's nodes (and its instance group) in the other zone: no stockout there
+    gke = world.profile().gke()
+    parent = f"projects/{PROJECT}/locations/us-east5-a"
+    gke.create_cluster(request={"parent": parent, "cluster": {"name": "c1"}})
+    world.fast_forward(301)
+    op = gke.create_node_pool(request={"parent": f"{parent}/clusters/c1", "node_pool": {
+        "name": "tpu-pool", "initial_node_count": 1, "locations": ["us-east5-b"],
+        "config": {"machine_type": "ct6e-standard-4t"}}})
+    world.fast_forward(1000)
+    world.wait_until(lambda: world.world.operations[op.name].status == "DONE", timeout=60)
+    assert world.world.operations[op.name].error is None
+    pool = gke.get_node_pool(request={"name": f"{parent}/clusters/c1/nodePools/tpu-pool"})
+    assert pool.status == container_v1.NodePool.Status.RUNNING
+    assert "/zones/us-east5-b/instanceGroupManagers/" in pool.instance_group_urls[0]
+
+
+def test_keep_waiting_follows_a_stockout_to_gkes_own_failure(make_sim_world, tmp_path):
+    world = make_sim_world("stockout", speed=2000, stockout_fail_seconds=600)
+    ctx = make_ctx(world, tmp_path)
+    seen = []
+    with pytest.raises(CloudError) as ei:
+        cluster_step.ensure_cluster(ctx, lambda p: seen.append(p.message), keep_waiting=True, poll_max=0.2)
+    assert ei.value.kind == "stockout" and "Not all instances running in IGM after 10m" in ei.value.message
+    assert any("still waiting, as asked" in m for m in seen)
+    assert ei.value.details["stockout"]["options"]
+    assert {o["type"]: o["status"] for o in world.state()["operations"]}["CREATE_NODE_POOL"] == "DONE"
+
+
 def test_plan_shows_what_will_be_created_and_cost(sim_world, tmp_path):
     ctx = make_ctx(sim_world, tmp_path)
     plan = cluster_step.plan(ctx)

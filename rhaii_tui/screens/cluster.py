@@ -48,6 +48,24 @@ def _get(row: Any, key: str, default: Any = None) -> Any:
     return getattr(row, key, default)
 
 
+def stockout_parts(diag: dict[str, Any]) -> list[Any]:
+    """Content parts for a named stockout (steps.stockout.Diagnosis.to_dict()): what bills now and
+    each option with its cost, quota and the exact commands."""
+    parts: list[Any] = ["\n", ("Already running and billing: ", "bold $warning"),
+                        str((diag.get("billing") or {}).get("text", ""))]
+    parts += ["\n", ("Options", "bold $warning"), " (run the commands; or, above, choose a zone or press "
+              "Wait here):"]
+    for i, o in enumerate(diag.get("options") or [], 1):
+        cost = f"  ~${o['cost_per_day']:,.2f}/day" if o.get("cost_per_day") is not None else ""
+        style = "bold" if o.get("available", True) else "$text-muted"
+        parts += ["\n", (f" {i}. {o.get('title', '')}", style), (cost, "$accent"),
+                  ("" if o.get("available", True) else "  (not available)", "$text-muted")]
+        parts += ["\n", (f"    {o.get('detail', '')}", "$text-muted" if not o.get("available", True) else "")]
+        for c in o.get("commands") or []:
+            parts += ["\n", (f"    $ {c}", "$text-muted")]
+    return parts
+
+
 def _error_text(e: BaseException) -> tuple[str, str]:
     """(message, fix) of any exception, without a traceback."""
     message = getattr(e, "message", None)
@@ -116,8 +134,10 @@ class ClusterScreen(StepScreen):
         #cl-zone-row { display: none; height: 1; margin: 0 0 1 0; }
         #cl-zone-row.-shown { display: block; }
         #cl-zone-row Label { width: auto; padding: 0 1 0 0; }
-        #cl-zone { width: 26; }
-        #cl-zone-use { margin: 0 0 0 2; }
+        #cl-zone { width: 23; }
+        #cl-zone-use { margin: 0 0 0 1; min-width: 13; }
+        #cl-wait { margin: 0 0 0 1; min-width: 11; display: none; }
+        #cl-wait.-shown { display: block; }
         #cl-phases { height: auto; margin: 1 0 0 0; display: none; }
         #cl-nodes-box { height: auto; display: none; }
         #cl-kube-box { height: auto; display: none; }
@@ -151,17 +171,22 @@ class ClusterScreen(StepScreen):
         self._time_scale = 1.0
         self._stale = False
         self._failed_pool = False
+        self._stockout_waitable = False  # a stockout was named while GKE's operation still runs
+        self._wait_note = ""  # "still waiting, as asked": shown while a Wait here run goes on
         self._op_clock: dict[str, tuple[float, float]] = {}  # op name -> (monotonic first seen, guide s then)
 
     # composition -------------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="cl-body"):
             yield Label("", id="cl-reattached")
-            yield Static("", id="cl-error")
-            with Horizontal(id="cl-zone-row"):
+            with Horizontal(id="cl-zone-row"):  # above the error: a stockout's options make that long
                 yield Label("Zones with TPU v6e:")
                 yield Select([], id="cl-zone", compact=True, prompt="choose a zone", allow_blank=True)
                 yield Button("Use this zone", id="cl-zone-use", compact=True)
+                yield Button("Wait here", id="cl-wait", compact=True,
+                             tooltip="Keep following the TPU pool although its instance group reports a stockout "
+                                     "(GKE retries; it gives up after about 35 min)")
+            yield Static("", id="cl-error")
             yield Static(Content.styled("Not read yet.", "$text-muted"), id="cl-plan")
             with Horizontal(id="cl-actions"):
                 yield Button("Create…", id="cl-create", compact=True, variant="warning",
@@ -435,6 +460,14 @@ class ClusterScreen(StepScreen):
             return
         self._start_ensure()
 
+    @on(Button.Pressed, "#cl-wait")
+    def _wait_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if self._busy:
+            return
+        self._stockout_waitable = False
+        self._start_ensure(keep_waiting=True)
+
     @on(Button.Pressed, "#cl-stop")
     def _stop_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -452,6 +485,7 @@ class ClusterScreen(StepScreen):
         # a private context: a config saved meanwhile must not retarget a run in flight
         run_ctx = StepContext(ctx.cfg, ctx.profile, ctx.state_store, secrets=ctx.secrets)
         self._run_id += 1
+        self._wait_note = ""
         self._busy = kind
         self._stop = threading.Event()
         self._last_error = None
@@ -459,11 +493,12 @@ class ClusterScreen(StepScreen):
         self._show_buttons()
         return run_ctx, self._run_id, self._stop
 
-    def _start_ensure(self, *, resize: bool = False, replace_failed_pool: bool = False) -> None:
+    def _start_ensure(self, *, resize: bool = False, replace_failed_pool: bool = False,
+                      keep_waiting: bool = False) -> None:
         what = ("resizing the TPU node pool" if resize else "replacing the TPU node pool" if replace_failed_pool
                 else "creating the cluster or its TPU node pool")  # no lease while there is no cluster yet
-        if not self.lease_first(what, lambda: self._start_ensure(resize=resize,
-                                                                 replace_failed_pool=replace_failed_pool)):
+        if not self.lease_first(what, lambda: self._start_ensure(resize=resize, replace_failed_pool=replace_failed_pool,
+                                                                 keep_waiting=keep_waiting)):
             return
         begun = self._begin_run("ensure")
         if begun is None:
@@ -471,16 +506,16 @@ class ClusterScreen(StepScreen):
         run_ctx, run_id, stop = begun
         self._status("Starting…")
         self.set_state(StepState(Status.IN_PROGRESS, f"Working on cluster {run_ctx.cfg.cluster}…"))
-        self._ensure_worker(run_ctx, run_id, stop, resize, replace_failed_pool)
+        self._ensure_worker(run_ctx, run_id, stop, resize, replace_failed_pool, keep_waiting)
 
     @work(thread=True, exclusive=True, group="cluster-run", exit_on_error=False)
     def _ensure_worker(self, ctx: Any, run_id: int, stop: threading.Event, resize: bool,
-                       replace_failed_pool: bool) -> None:
+                       replace_failed_pool: bool, keep_waiting: bool = False) -> None:
         from ..steps.cluster import ensure_cluster
 
         try:
             result = ensure_cluster(ctx, lambda p: self._post(Progress(run_id, p)), resize=resize, stop=stop,
-                                    replace_failed_pool=replace_failed_pool)
+                                    replace_failed_pool=replace_failed_pool, keep_waiting=keep_waiting)
         except Exception as e:  # noqa: BLE001
             self._post(RunEnded(run_id, error=e))
             return
@@ -516,9 +551,12 @@ class ClusterScreen(StepScreen):
             return
         p = event.progress
         self._status(p.message)
+        if isinstance(p.stockout, dict) and p.stockout.get("waiting"):  # stays up while the follow goes on
+            self._wait_note = f"⏳ {p.message}"
+            self._set_reattached(self._wait_note)
         bar = {"create-cluster": "#phase-cluster", "create-pool": "#phase-pool",
                "resize-pool": "#phase-pool"}.get(p.phase)
-        if p.op is not None and p.reattached:
+        if p.op is not None and p.reattached and not self._wait_note:
             self._set_reattached(f"⟳ Reattached to operation {p.op.op.name} "
                                  f"({p.op.op.op_type.replace('_', ' ').lower()}), started earlier; following it.")
         if bar is not None:
@@ -653,17 +691,24 @@ class ClusterScreen(StepScreen):
         message, fix = _error_text(error)
         details = getattr(error, "details", {}) or {}
         self._show_error_text(message, fix, alternatives=details.get("alternatives") or (),
-                              failed_pool=bool(details.get("failed_pool")))
+                              failed_pool=bool(details.get("failed_pool")), stockout=details.get("stockout"))
         self._status(f"{summary}: {message}")
         self.set_state(StepState(Status.FAILED, message, fix=fix,
                                  data={"error_kind": getattr(error, "kind", "unknown")}))
 
-    def _show_error_text(self, message: str, fix: str, alternatives: Any = (), failed_pool: bool = False) -> None:
+    def _show_error_text(self, message: str, fix: str, alternatives: Any = (), failed_pool: bool = False,
+                         stockout: Any = None) -> None:
         box = self.query_one("#cl-error", Static)
         parts: list[Any] = [("✘ ", "bold $error"), (message, "bold")]
-        if fix:
-            parts += ["\n", ("Fix: ", "bold $warning"), fix]
+        if fix:  # with a stockout's options below, the fix's own summary of them is left out
+            parts += ["\n", ("Fix: ", "bold $warning"),
+                      fix.split(" Options: ")[0] if isinstance(stockout, dict) else fix]
+        if isinstance(stockout, dict):
+            parts += stockout_parts(stockout)
         box.update(Content.assemble(*parts))
+        self._stockout_waitable = isinstance(stockout, dict) and any(
+            "--keep-waiting" in c for o in stockout.get("options", []) if o.get("key") == "wait"
+            for c in o.get("commands", []))
         box.add_class("-shown")
         zones = [z for z in alternatives if z != self.cfg.zone]
         row = self.query_one("#cl-zone-row")
@@ -678,6 +723,7 @@ class ClusterScreen(StepScreen):
             self.query_one("#cl-error", Static).remove_class("-shown")
             self.query_one("#cl-zone-row").remove_class("-shown")
             self._failed_pool = False
+            self._stockout_waitable = False
 
     @on(Button.Pressed, "#cl-zone-use")
     def _zone_use(self, event: Button.Pressed) -> None:
@@ -751,6 +797,7 @@ class ClusterScreen(StepScreen):
             "#cl-replace": plan is not None and not busy and failed_pool,
             "#cl-continue": plan is not None and not busy and not done and not plan.billable and not failed_pool,
             "#cl-stop": bool(self._busy),
+            "#cl-wait": not busy and self._stockout_waitable,
         }
         for sel, on_ in shown.items():
             self.query_one(sel, Button).set_class(on_, "-shown")

@@ -24,7 +24,7 @@ from aiohttp import web
 from ..config import V6E_ZONES, region_of
 from . import google_schema
 from .cluster import GKE_VERSION, MACHINE_TYPES
-from .world import REGIONS, V6E_REGIONS, ZONES, Cluster, GoogleError, NodePool, Operation, _ts
+from .world import REGIONS, V6E_REGIONS, ZONES, Cluster, GoogleError, NodePool, Operation, _ts, mig_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from .world import World
@@ -53,7 +53,7 @@ def _ca_b64(world: "World") -> str | None:
 
 def pool_json(world: "World", c: Cluster, p: NodePool) -> dict:
     base = world.google_url
-    group = f"gke-{c.name[:20]}-{p.name[:14]}-grp"
+    group = mig_name(c.name, p.name)
     out: dict[str, Any] = {
         "name": p.name,
         "config": p.config,
@@ -66,7 +66,7 @@ def pool_json(world: "World", c: Cluster, p: NodePool) -> dict:
         "networkConfig": {"podRange": f"gke-{c.name}-pods", "podIpv4CidrBlock": "10.52.0.0/14"},
         "selfLink": f"{base}/v1/projects/{c.project}/locations/{c.location}/clusters/{c.name}/nodePools/{p.name}",
         "version": GKE_VERSION,
-        "instanceGroupUrls": [f"{base}/compute/v1/projects/{c.project}/zones/{c.location}/instanceGroupManagers/{group}"],
+        "instanceGroupUrls": [f"{base}/compute/v1/projects/{c.project}/zones/{world.pool_zone(c, p)}/instanceGroupManagers/{group}"],
         "status": p.status,
         "etag": f"{abs(hash((p.name, p.status, p.nodes))) % 10**8:08d}",
     }
@@ -185,7 +185,7 @@ def op_json(world: "World", op: Operation) -> dict:
         "selfLink": f"{base}/v1/projects/{world.projects.get(op.project, op.project)}/zones/{op.location}/operations/{op.name}",
         "targetLink": target,
         "location": op.location,
-        "startTime": _ts(op.start),
+        "startTime": _ts_ms(op.start).replace("+00:00", "Z"),  # GKE gives sub-second precision
         "progress": {"name": op.type, "status": status, "metrics": metrics, **({"stages": stages} if stages else {})},
     }
     if op.end is not None:
@@ -507,6 +507,17 @@ class GoogleApi:
             R("GET", r"/compute/v1/projects/" + S + r"/aggregated/machineTypes", self.mt_aggregated, compute=True),
             R("GET", r"/compute/v1/projects/" + S + r"/regions", self.regions_list, compute=True),
             R("GET", r"/compute/v1/projects/" + S + r"/regions/" + S, self.region_get, compute=True),
+            R("GET", r"/compute/v1/projects/" + S + r"/zones/" + S + r"/instanceGroupManagers", self.igm_list,
+              compute=True),
+            R("GET", r"/compute/v1/projects/" + S + r"/zones/" + S + r"/autoscalers", self.autoscalers_list,
+              compute=True),
+            R("GET", r"/compute/v1/projects/" + S + r"/zones/" + S + r"/instanceGroups", self.ig_list, compute=True),
+            R("GET", r"/compute/v1/projects/" + S + r"/zones/" + S + r"/instanceGroups/" + S, self.ig_get,
+              compute=True),
+            R("GET", r"/compute/v1/projects/" + S + r"/zones/" + S + r"/instanceGroupManagers/" + S, self.igm_get,
+              compute=True),
+            R("GET", r"/compute/v1/projects/" + S + r"/zones/" + S + r"/instanceGroupManagers/" + S + r"/listErrors",
+              self.igm_errors, compute=True),
         ]
 
     # --- control -----------------------------------------------------------------------------
@@ -841,6 +852,124 @@ class GoogleApi:
         if region not in REGIONS:
             raise GoogleError(404, "NOT_FOUND", f"The resource 'projects/{pid}/regions/{region}' was not found")
         return self.compute.region(pid, region)
+
+    # --- compute: the managed instance groups behind node pools ------------------------------
+    def _migs(self, pid: str, zone: str) -> list[tuple[Cluster, NodePool]]:
+        w = self.world
+        return [(c, p) for c in w.clusters.values() if c.project == pid for p in c.pools.values()
+                if w.pool_zone(c, p) == zone]
+
+    def _mig(self, pid: str, zone: str, name: str) -> tuple[Cluster, NodePool]:
+        for c, p in self._migs(pid, zone):
+            if mig_name(c.name, p.name) == name:
+                return c, p
+        raise GoogleError(404, "NOT_FOUND",
+                          f"The resource 'projects/{pid}/zones/{zone}/instanceGroupManagers/{name}' was not found")
+
+    def igm_json(self, pid: str, zone: str, c: Cluster, p: NodePool) -> dict:
+        name = mig_name(c.name, p.name)
+        zurl = self.compute.zone_url(pid, zone)
+        template = f"{self.compute.base}/projects/{pid}/global/instanceTemplates/{name[:-4]}-tmpl"
+        creating = 0 if p.status == "STOPPING" else max(0, p.target - p.nodes)
+        deleting = max(0, p.nodes - p.target)
+        actions = {k: 0 for k in ("abandoning", "creatingWithoutRetries", "recreating", "refreshing", "restarting",
+                                  "resuming", "starting", "stopping", "suspending", "verifying")}
+        actions.update(none=min(p.nodes, p.target), creating=creating, deleting=deleting)
+        return {
+            "kind": "compute#instanceGroupManager", "id": _stable_id("igm", pid, zone, name),
+            "creationTimestamp": p.create_time, "name": name, "zone": zurl,
+            "instanceTemplate": template, "versions": [{"instanceTemplate": template, "targetSize": {}}],
+            "instanceGroup": f"{zurl}/instanceGroups/{name}", "baseInstanceName": name[:-4],
+            "fingerprint": _fingerprint(name, str(p.target), str(p.nodes)),
+            "currentActions": actions,
+            "status": {"isStable": creating == 0 and deleting == 0, "versionTarget": {"isReached": True},
+                       "stateful": {"hasStatefulConfig": False, "perInstanceConfigs": {"allEffective": True}}},
+            "targetSize": p.target,
+            "listManagedInstancesResults": "PAGELESS",
+            "selfLink": f"{zurl}/instanceGroupManagers/{name}",
+            "updatePolicy": {"type": "OPPORTUNISTIC", "minimalAction": "REPLACE", "replacementMethod": "SUBSTITUTE",
+                             "maxSurge": {"fixed": 1, "calculated": 1}, "maxUnavailable": {"fixed": 1, "calculated": 1}},
+        }
+
+    async def igm_list(self, request, project, zone, body):
+        pid = self._cproject(project)
+        self._czone(pid, zone)
+        items = [self.igm_json(pid, zone, c, p) for c, p in self._migs(pid, zone)]
+        return self._list("compute#instanceGroupManagerList", items,
+                          f"projects/{pid}/zones/{zone}/instanceGroupManagers")
+
+    async def autoscalers_list(self, request, project, zone, body):
+        """No Compute autoscalers: GKE node pools scale through the cluster autoscaler."""
+        pid = self._cproject(project)
+        self._czone(pid, zone)
+        return self._list("compute#autoscalerList", [], f"projects/{pid}/zones/{zone}/autoscalers")
+
+    def ig_json(self, pid: str, zone: str, c: Cluster, p: NodePool) -> dict:
+        name = mig_name(c.name, p.name)
+        zurl = self.compute.zone_url(pid, zone)
+        return {"kind": "compute#instanceGroup", "id": _stable_id("ig", pid, zone, name),
+                "creationTimestamp": p.create_time, "name": name, "zone": zurl, "size": p.nodes,
+                "network": f"{self.compute.base}/projects/{pid}/global/networks/default",
+                "subnetwork": f"{self.compute.base}/projects/{pid}/regions/{region_of(zone)}/subnetworks/default",
+                "fingerprint": _fingerprint("ig", name), "selfLink": f"{zurl}/instanceGroups/{name}"}
+
+    async def ig_list(self, request, project, zone, body):
+        pid = self._cproject(project)
+        self._czone(pid, zone)
+        return self._list("compute#instanceGroupList", [self.ig_json(pid, zone, c, p) for c, p in self._migs(pid, zone)],
+                          f"projects/{pid}/zones/{zone}/instanceGroups")
+
+    async def ig_get(self, request, project, zone, name, body):
+        pid = self._cproject(project)
+        self._czone(pid, zone)
+        c, p = self._mig(pid, zone, name)
+        return self.ig_json(pid, zone, c, p)
+
+    async def igm_get(self, request, project, zone, name, body):
+        pid = self._cproject(project)
+        self._czone(pid, zone)
+        c, p = self._mig(pid, zone, name)
+        return self.igm_json(pid, zone, c, p)
+
+    async def igm_errors(self, request, project, zone, name, body):
+        """instanceGroupManagers.listErrors: each failed instance action, oldest first (maxResults,
+        pageToken)."""
+        pid = self._cproject(project)
+        self._czone(pid, zone)
+        c, p = self._mig(pid, zone, name)
+        zurl = self.compute.zone_url(pid, zone)
+        template = f"{self.compute.base}/projects/{pid}/global/instanceTemplates/{mig_name(c.name, p.name)[:-4]}-tmpl"
+        items = [{"instanceActionDetails": {"action": "CREATING", "instance": f"{zurl}/instances/{e['instance']}",
+                                            "version": {"instanceTemplate": template}},
+                  "error": {"code": e["code"], "message": e["message"]},
+                  "timestamp": _ts_ms(e["at"])} for e in p.mig_errors]
+        try:
+            start = int(request.query.get("pageToken") or 0)
+            size = int(request.query.get("maxResults") or 500)
+        except ValueError:
+            raise GoogleError(400, "INVALID_ARGUMENT", "Invalid value for pageToken or maxResults.") from None
+        size = max(1, min(500, size))
+        out: dict[str, Any] = {"items": items[start:start + size],
+                               "selfLink": f"{zurl}/instanceGroupManagers/{mig_name(c.name, p.name)}/listErrors"}
+        if start + size < len(items):
+            out["nextPageToken"] = str(start + size)
+        return out
+
+
+def _fingerprint(*parts: str) -> str:
+    """Compute fingerprints are base64 bytes."""
+    import base64
+    import hashlib
+
+    return base64.b64encode(hashlib.sha1("/".join(parts).encode()).digest()[:8]).decode()
+
+
+def _ts_ms(t: float) -> str:
+    """RFC 3339 with milliseconds, as Compute writes timestamps."""
+    import datetime as _dt
+
+    d = _dt.datetime.fromtimestamp(t, _dt.timezone.utc)
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}+00:00"
 
 
 _NAME_FILTER = re.compile(r"""^\s*\(?\s*name\s*(?:=|eq|:)\s*["']?([A-Za-z0-9_.*\\-]+)["']?\s*\)?\s*$""")

@@ -51,6 +51,9 @@ class Scenario:
     preemptible_chips: int = 64  # PREEMPTIBLE-TPU-V6E-per-project-region, per v6e region
     cpus_quota: int = 96  # CPUS-per-project-region
     stockout_zones: tuple[str, ...] = ()  # zones with no v6e capacity (node pool create fails)
+    # simulated seconds a stocked-out node-pool operation stays RUNNING before GKE fails it (~35 min;
+    # the pool's managed instance group lists each failed instance creation long before)
+    stockout_fail_seconds: float = 2100.0
     granted_permissions: tuple[str, ...] | None = None  # None: every permission asked is granted
     denied_permissions: tuple[str, ...] = ()
     container_api_enabled: bool = True
@@ -124,7 +127,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              start_state="deployed"),
     Scenario("low-quota", "The project has only 8 TPU v6e chips of quota per region (the guide needs 12).",
              quota_chips=8),
-    Scenario("stockout", "europe-west4-a has no TPU v6e capacity (node pool create fails with a stockout); "
+    Scenario("stockout", "europe-west4-a has no TPU v6e capacity: the node pool create stays RUNNING ~35 min "
+             "before it fails with a stockout (the instance group lists the failures within minutes); "
              "other v6e zones have capacity.", stockout_zones=("europe-west4-a",)),
     Scenario("missing-permission", "The account lacks container.clusters.create.",
              denied_permissions=("container.clusters.create",)),

@@ -63,7 +63,9 @@ T_CLUSTER_DONE = 300.0
 T_TPU_POOL = 900.0
 T_CPU_POOL = 120.0
 T_QUOTA_FAIL = 5.0
-T_STOCKOUT_FAIL = 10.0
+T_STOCKOUT_FAIL = 2100.0  # GKE gives up on a stocked-out pool after ~35 min (scenario knob stockout_fail_seconds)
+T_MIG_FIRST_ERROR = 45.0  # the managed instance group's first failed instance creation, after the create starts
+T_MIG_RETRY = 60.0  # a MIG retries a failed instance creation about every minute
 T_SCALE_DOWN = 60.0
 T_POOL_DELETE = 60.0
 T_CLUSTER_DELETE = 150.0
@@ -109,6 +111,9 @@ class NodePool:
     create_time: str = ""
     config: dict = field(default_factory=dict)  # nodeConfig as sent (merged with defaults)
     extra: dict = field(default_factory=dict)  # other fields the client sent (autoscaling, management...)
+    # failed instance creations of the pool's managed instance group (Compute listErrors):
+    # [{"instance", "zone", "code", "message", "at" (wall-clock)}], oldest first
+    mig_errors: list = field(default_factory=list)
 
     @property
     def mt(self):
@@ -167,6 +172,19 @@ def _project_number(project: str) -> str:
 
 def _ts(t: float) -> str:
     return now_rfc3339(t)
+
+
+def mig_name(cluster: str, pool: str) -> str:
+    """The managed instance group behind a node pool (named in the pool's instanceGroupUrls)."""
+    return f"gke-{cluster[:20]}-{pool[:14]}-grp"
+
+
+def mig_instance_name(cluster: str, pool: str, index: int) -> str:
+    """The stable name of the MIG's index-th instance (a MIG retries creating the same instance)."""
+    h = hashlib.sha1(f"{cluster}/{pool}/{index}".encode()).hexdigest()
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"
+    suffix = "".join(alphabet[int(h[2 * k:2 * k + 2], 16) % len(alphabet)] for k in range(4))
+    return node_name(cluster, pool, suffix)
 
 
 def _fmt_duration(sim_seconds: float) -> str:
@@ -747,11 +765,18 @@ class World:
         return NodePool(name=name, machine_type=mt_name, initial_count=count, target=count, spot=spot,
                         create_time=_ts(self.clock.now()), config={**defaults, **cfg}, extra=extra)
 
+    def pool_zone(self, c: Cluster, pool: NodePool) -> str:
+        """The zone a pool's nodes live in: its first `locations` entry, else the cluster's zone."""
+        locs = pool.extra.get("locations")
+        if isinstance(locs, list) and locs and isinstance(locs[0], str) and locs[0] in ZONES:
+            return locs[0]
+        return c.location if c.location in ZONES else f"{c.location}-a"
+
     def _pool_problem(self, c: Cluster, pool: NodePool, add: int) -> tuple[str, str, str, float] | None:
         """Why adding `add` nodes to a TPU pool fails now: (kind, code, message, when) or None."""
         if add <= 0 or pool.tpu_chips_per_node == 0:
             return None
-        zone = c.location if c.location in ZONES else f"{c.location}-a"
+        zone = self.pool_zone(c, pool)
         region = region_of(zone)
         limit = self.tpu_quota(region, pool.spot)
         used = self.tpu_chips_in_use(c.project, region, pool.spot, exclude=(c.key, pool.name))
@@ -766,13 +791,36 @@ class World:
                    f"(tpu_family=CT6E).")
             return ("quota", "GCE_QUOTA_EXCEEDED", msg, T_QUOTA_FAIL)
         if zone in self.scenario.stockout_zones:
-            msg = (f"Not all instances running in IGM after {_fmt_duration(T_STOCKOUT_FAIL)}. Expected "
+            when = self.scenario.stockout_fail_seconds
+            msg = (f"Not all instances running in IGM after {_fmt_duration(when)}. Expected "
                    f"{pool.nodes + add}, running {pool.nodes}, transitioning {add}. Current errors: "
                    f"[ZONE_RESOURCE_POOL_EXHAUSTED]: Instance '{node}' creation failed: The zone "
                    f"'projects/{c.project}/zones/{zone}' does not have enough resources available to fulfill the "
                    f"request.  Try a different zone, or try again later. (ZONE_RESOURCE_POOL_EXHAUSTED)")
-            return ("stockout", "GCE_STOCKOUT", msg, T_STOCKOUT_FAIL)
+            return ("stockout", "GCE_STOCKOUT", msg, when)
         return None
+
+    def _mig_error_steps(self, c: Cluster, pool: NodePool, first: int, last: int, code: str, start: float,
+                         until: float) -> list:
+        """Plan steps for the pool's managed instance group failing to create instances first..last-1
+        (0-based): the first attempt T_MIG_FIRST_ERROR after `start`, retried every T_MIG_RETRY while
+        before `until` (Compute's listErrors shows each attempt)."""
+        zone = self.pool_zone(c, pool)
+        names = [mig_instance_name(c.name, pool.name, i) for i in range(first, last)]
+        if code == "QUOTA_EXCEEDED":
+            metric = "PREEMPTIBLE_TPU_V6E" if pool.spot else "TPUS_PER_TPU_FAMILY"
+            msg = (f"Quota '{metric}' exceeded.  Limit: {float(self.tpu_quota(region_of(zone), pool.spot))} in "
+                   f"region {region_of(zone)}.")
+        else:
+            msg = (f"The zone 'projects/{c.project}/zones/{zone}' does not have enough resources available to "
+                   f"fulfill the request.  Try a different zone, or try again later.")
+        steps = []
+        t = min(start + T_MIG_FIRST_ERROR, until - 0.5)
+        while t < until and names:
+            steps.append([t, "mig_error", {"pool": pool.name, "zone": zone, "code": code, "message": msg,
+                                            "instances": names}])
+            t += T_MIG_RETRY
+        return steps
 
     def _tpu_cap(self, pool: NodePool) -> int:
         cap = self.scenario.max_tpu_nodes
@@ -791,6 +839,9 @@ class World:
         if problem:
             kind, code, msg, when = problem
             t = start_offset + when
+            steps += self._mig_error_steps(c, pool, from_nodes, pool.target,
+                                           "QUOTA_EXCEEDED" if kind == "quota" else "ZONE_RESOURCE_POOL_EXHAUSTED",
+                                           start_offset, t)
             if fail_status == "ERROR":
                 steps.append([t, "pool_status", {"pool": pool.name, "status": "ERROR", "message": msg,
                                                  "condition": code}])
@@ -808,9 +859,13 @@ class World:
             steps.append([t, "pool_nodes", {"pool": pool.name, "count": from_nodes + k}])
         end = start_offset + duration + 5
         if reach < pool.target:
-            zone = c.location
+            # the zone gives no more: the MIG keeps retrying the missing instances, GKE gives up late
+            end = start_offset + max(duration + 5, self.scenario.stockout_fail_seconds)
+            steps += self._mig_error_steps(c, pool, reach, pool.target, "ZONE_RESOURCE_POOL_EXHAUSTED",
+                                           start_offset, end)
+            zone = self.pool_zone(c, pool)
             node = node_name(c.name, pool.name, "xxxx")
-            msg = (f"Not all instances running in IGM after {_fmt_duration(duration)}. Expected {pool.target}, "
+            msg = (f"Not all instances running in IGM after {_fmt_duration(end - start_offset)}. Expected {pool.target}, "
                    f"running {reach}, transitioning {pool.target - reach}. Current errors: "
                    f"[ZONE_RESOURCE_POOL_EXHAUSTED]: Instance '{node}' creation failed: The zone "
                    f"'projects/{c.project}/zones/{zone}' does not have enough resources available to fulfill the "
@@ -1060,6 +1115,13 @@ class World:
                 sim.sync_nodes(pool.name, pool.nodes, pool.machine_type,
                                labels=(pool.config.get("labels") or None),
                                taints=self._k8s_taints(pool))
+        elif action == "mig_error":
+            pool = c.pools.get(args["pool"])
+            if pool is not None:
+                for inst in args.get("instances") or []:
+                    pool.mig_errors.append({"instance": inst, "zone": args.get("zone", c.location),
+                                            "code": args["code"], "message": args["message"], "at": at})
+                del pool.mig_errors[:-500]  # listErrors keeps a bounded history
         elif action == "pool_target":
             pool = c.pools.get(args["pool"])
             if pool is not None:

@@ -39,6 +39,7 @@ from ..config import (
     cost_per_day,
 )
 from ..guide import step as guide_step
+from . import stockout
 from .base import Status, StepState
 from .context import StepContext
 
@@ -229,6 +230,7 @@ class ClusterProgress:
     nodes_wanted: int = 0
     nodes: list[NodeRow] = field(default_factory=list)
     reattached: bool = False
+    stockout: dict[str, Any] | None = None  # the instance groups list capacity errors (steps.stockout)
 
 
 @dataclass
@@ -267,10 +269,12 @@ def ensure_cluster(ctx: StepContext, on_progress: Callable[[ClusterProgress], No
                    kubeconfig_path: str | Path | None = None, stop: threading.Event | None = None,
                    replace_failed_pool: bool = False,
                    op_timeout: float | None = None, node_timeout: float = 1800.0,
-                   poll_min: float = 0.2, poll_max: float = 10.0) -> ClusterResult:
+                   poll_min: float = 0.2, poll_max: float = 10.0, keep_waiting: bool = False) -> ClusterResult:
     """Make the cluster and the TPU pool exist with one Ready node per replica. Idempotent: reuses,
     reattaches, or creates. `resize`: allowed to change an existing pool's size (billable: the
-    caller confirmed it). Raises CloudError."""
+    caller confirmed it). While a TPU pool operation runs, its instance groups' errors are read:
+    a stockout (or quota error) is named within minutes, as a CloudError carrying the diagnosis
+    and the options (`details["stockout"]`), unless `keep_waiting`. Raises CloudError."""
     cfg = ctx.cfg
     gke = ctx.gke
     n = int(cfg.replicas)
@@ -299,13 +303,45 @@ def ensure_cluster(ctx: StepContext, on_progress: Callable[[ClusterProgress], No
             verb = "Reattached to" if was_running else "Following"
             report(phase, f"{verb} {p.op.describe()}: {p.message}", p, reattached=was_running)
 
+        watch = None
+        if op.op_type in ("CREATE_NODE_POOL", "SET_NODE_POOL_SIZE") and op.targets(name, TPU_POOL_NAME):
+            def found(reading: Any) -> None:
+                if keep_waiting:
+                    report(phase, f"The TPU pool's instance group reports {', '.join(reading.codes)} for "
+                           f"{len(reading.instances)} instance(s); still waiting, as asked (GKE gives up after "
+                           f"about {stockout.GKE_GIVES_UP_SECONDS // 60} min).", reattached=was_running,
+                           stockout={"kind": reading.kind, "codes": reading.codes, "waiting": True})
+
+            watch = stockout.CapacityWatch(ctx, op, stop=stop, keep_waiting=keep_waiting, on_found=found)
         try:
-            return gke.wait(op, cb, timeout=op_timeout, stop=stop, poll_min=poll_min, poll_max=poll_max,
-                            need_chips=4 * n)
+            if watch is None:
+                return gke.wait(op, cb, timeout=op_timeout, stop=stop, poll_min=poll_min, poll_max=poll_max,
+                                need_chips=4 * n)
+            with watch:
+                info = gke.wait(op, cb, timeout=op_timeout, stop=watch.stop_event, poll_min=poll_min,
+                                poll_max=poll_max, need_chips=4 * n)
+            if watch.found and not keep_waiting and not info.done and not stopped():
+                reading = watch.reading
+                report(phase, f"{'Quota exceeded' if reading.kind == 'quota' else 'Stockout'} in {cfg.zone}: the "
+                       f"TPU pool's instance group reports {', '.join(reading.codes)} for "
+                       f"{len(reading.instances)} instance(s) while GKE's operation still runs. Checking the "
+                       "options (zones, quota, Spot, flex-start)...", reattached=was_running)
+                diag = stockout.diagnose(ctx, reading, info, named_at=watch.named_at)
+                report(phase, diag.headline, stockout=diag.to_dict(), reattached=was_running)
+                raise _capacity_error(ctx, diag)
+            return info
         except CloudError as e:
-            if e.kind == "stockout":
+            if e.kind == "stockout" and "stockout" not in e.details:
                 alts = _alternatives(ctx)
                 details = {k: v for k, v in e.details.items() if k != "alternatives"}
+                diag = None
+                try:
+                    diag = stockout.diagnose(ctx, watch.reading if watch is not None else None, None,
+                                             error_text=e.message)
+                except Exception:  # noqa: BLE001 - the diagnosis is a bonus; the stockout is named anyway
+                    log.exception("stockout diagnosis failed")
+                if diag is not None:
+                    details["stockout"] = diag.to_dict()
                 raise CloudError("stockout", e.message, _stockout_fix(cfg.zone, alts), alternatives=alts,
                                  **details) from None
             raise
@@ -388,7 +424,7 @@ def ensure_cluster(ctx: StepContext, on_progress: Callable[[ClusterProgress], No
                          "Run step 2 again; if it persists, check the node pools in the console.")
     if pool.status == "ERROR":
         if not replace_failed_pool:
-            raise _pool_error(ctx, pool)
+            raise _pool_error(ctx, pool, options=True)
         report("create-pool", f"Deleting the failed node pool {TPU_POOL_NAME}...")
         op, was_running = _send(lambda: gke.delete_node_pool(name, TPU_POOL_NAME),
                                 lambda: gke.in_flight(name, {"DELETE_NODE_POOL"}, pool=TPU_POOL_NAME), stop)
@@ -475,12 +511,22 @@ def _send(send: Callable[[], OperationInfo], find: Callable[[], OperationInfo | 
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _pool_error(ctx: StepContext, pool: PoolInfo) -> CloudError:
-    """A TPU pool in ERROR: why (quota, stockout...) and what to do, including the wizard's own retry."""
+def _pool_error(ctx: StepContext, pool: PoolInfo, *, options: bool = False) -> CloudError:
+    """A TPU pool in ERROR: why (quota, stockout...) and what to do, including the wizard's own retry.
+    `options`: for a stockout, check the ways out live (steps.stockout) and attach them."""
     cfg = ctx.cfg
     text = pool.status_message or "no reason given"
     kind = classify_text(text) or "unknown"
     retry = " Then run step 2 again and let it delete the failed pool and create it anew."
+    if kind == "stockout" and options:
+        try:
+            diag = stockout.diagnose(ctx, None, None, error_text=text)
+        except Exception:  # noqa: BLE001 - the options are a bonus; the stockout is named anyway
+            log.exception("stockout diagnosis failed")
+        else:
+            return CloudError(kind, f"Node pool {TPU_POOL_NAME} is in ERROR: {text}",
+                              _stockout_fix(cfg.zone, _alternatives(ctx)) + retry, failed_pool=True,
+                              stockout=diag.to_dict())
     if kind == "stockout":
         fix = _stockout_fix(cfg.zone, _alternatives(ctx)) + retry
     elif kind == "quota":
@@ -488,6 +534,17 @@ def _pool_error(ctx: StepContext, pool: PoolInfo) -> CloudError:
     else:
         fix = "Look at the node pool in the console." + retry
     return CloudError(kind, f"Node pool {TPU_POOL_NAME} is in ERROR: {text}", fix, failed_pool=True)
+
+
+def _capacity_error(ctx: StepContext, diag: "stockout.Diagnosis") -> CloudError:
+    """The instance groups named a stockout (or a quota error) while GKE's operation still runs."""
+    cfg = ctx.cfg
+    if diag.kind == "quota":
+        fix = fix_for("quota", ErrorContext(project=cfg.project, zone=cfg.zone, need_chips=cfg.chips_needed))
+        return CloudError("quota", diag.headline, fix, stockout=diag.to_dict(), operation=diag.operation)
+    alts = tuple(z for z in _alternatives(ctx))
+    return CloudError("stockout", diag.headline, _stockout_fix(cfg.zone, alts) + " " + stockout.fix_text(diag),
+                      alternatives=alts, stockout=diag.to_dict(), operation=diag.operation)
 
 
 def _detached(op: OperationInfo) -> CloudError:
@@ -578,7 +635,10 @@ def probe(ctx: StepContext) -> StepState:
             return StepState(Status.NOT_STARTED, f"Cluster {cfg.cluster} does not exist in {cfg.zone} yet.")
         data: dict[str, Any] = {"cluster_status": info.status, "endpoint": info.endpoint}
         if info.status in ("PROVISIONING", "RECONCILING"):
-            return StepState(Status.IN_PROGRESS, f"Cluster {info.name} is {info.status}.", data=data)
+            pool = info.pool(TPU_POOL_NAME)
+            named = _capacity_state(ctx, pool, data) if pool is not None and pool.status in (
+                "PROVISIONING", "RECONCILING") else None
+            return named or StepState(Status.IN_PROGRESS, f"Cluster {info.name} is {info.status}.", data=data)
         if info.status == "STOPPING":
             return StepState(Status.FAILED, f"Cluster {info.name} is being deleted.",
                              fix="Wait for the deletion to finish, then run step 2 to create it again.", data=data)
@@ -600,7 +660,8 @@ def probe(ctx: StepContext) -> StepState:
                              detail=pool.status_message, fix=err.fix, data={**data, "error_kind": err.kind,
                                                                              "failed_pool": True})
         if pool.status in ("PROVISIONING", "RECONCILING"):
-            return StepState(Status.IN_PROGRESS, f"Node pool {TPU_POOL_NAME} is {pool.status}.", data=data)
+            return _capacity_state(ctx, pool, data) or StepState(
+                Status.IN_PROGRESS, f"Node pool {TPU_POOL_NAME} is {pool.status}.", data=data)
         rows = tpu_nodes(ctx)
     except CloudError as e:
         return StepState(Status.FAILED, e.message, fix=e.fix, data={"error_kind": e.kind})
@@ -614,6 +675,44 @@ def probe(ctx: StepContext) -> StepState:
     if len(mine) < n:
         fix = f"Run step 2 to resize {TPU_POOL_NAME} to {n} node(s) (or lower the replicas to {len(mine)})."
     return StepState(Status.IN_PROGRESS, f"{ready} of {n} TPU v6e nodes Ready.", fix=fix, data=data)
+
+
+def _capacity_state(ctx: StepContext, pool: PoolInfo, data: dict[str, Any]) -> StepState | None:
+    """Step 2 FAILED when the provisioning TPU pool's instance group already lists a stockout or a
+    quota error (GKE's operation still runs), else None."""
+    named = _capacity_probe(ctx)
+    if named is None:
+        return None
+    fix = (f"Zone {ctx.cfg.zone} has no free TPU v6e capacity: run step 2 to see the options (another zone or "
+           "region, Spot, flex-start, or keep waiting)." if named.kind == "stockout" else
+           "The TPU quota is too low: run step 2 to see what to request.")
+    return StepState(Status.FAILED, f"Node pool {TPU_POOL_NAME} is {pool.status}, but its instance group reports "
+                     f"{', '.join(named.codes)} ({named.kind}).", fix=fix,
+                     data={**data, "pool_status": pool.status, "error_kind": named.kind,
+                           "codes": ", ".join(named.codes)})
+
+
+def _capacity_probe(ctx: StepContext) -> Any:
+    """Capacity errors the TPU pool's instance groups list since its running operation started (a
+    stockout GKE would only report after ~35 min), or None. Two or three reads; never raises."""
+    from ..cloud import compute
+
+    op = compute.safe(lambda: ctx.gke.in_flight(ctx.cfg.cluster, {"CREATE_NODE_POOL", "SET_NODE_POOL_SIZE"},
+                                                pool=TPU_POOL_NAME))
+    if op is None:
+        return None
+    urls = compute.safe(lambda: compute.pool_instance_groups(ctx.gke, ctx.cfg.cluster, TPU_POOL_NAME), []) or []
+    if not urls:
+        return None
+    reading = compute.safe(lambda: compute.capacity_errors(ctx.profile, urls, since=op.started_at))
+    if reading is None or not reading.kind:
+        return None
+    # a MIG retries every minute: no error for 5 (guide) minutes means the capacity came back
+    latest = max((e.at for e in reading.errors if e.at is not None), default=None)
+    scale = float(getattr(ctx.profile, "time_scale", 1.0) or 1.0)
+    if latest is not None and (time.time() - latest) * scale > 300:
+        return None
+    return reading
 
 
 def commands(ctx: StepContext) -> list[str]:

@@ -56,6 +56,7 @@ class RunOptions:
     secret_hints: dict[str, str] = field(default_factory=dict)  # secret name -> how to give it
     installer_hint: str = ""               # how to give the installer (said when it is missing)
     kubeconfig_dir: str | None = None      # where step 4 writes the installer's kubeconfig (real cloud)
+    keep_waiting: bool = False             # step 2: keep following a TPU pool the instance groups say is stocked out
 
 
 class StepBlocked(Exception):
@@ -174,12 +175,16 @@ def apply_cluster(ctx: Any, say: Say, opts: RunOptions) -> StepState:
     try:
         res = ensure_cluster(ctx, lambda p: out(p.message), resize=opts.yes, stop=opts.stop,
                              replace_failed_pool=opts.replace_failed_pool and opts.yes,
-                             poll_min=poll_min, poll_max=poll_max)
+                             poll_min=poll_min, poll_max=poll_max, keep_waiting=opts.keep_waiting)
     except CloudError as e:
         if e.details.get("failed_pool") and not opts.replace_failed_pool:
             e.fix += (" Headless: rhaii-tui apply --yes --replace-failed-pool deletes the failed pool and creates "
                       "it again.")
-        return _state_of(e)
+        state = _state_of(e)
+        if isinstance(e.details.get("stockout"), dict):  # the diagnosis and the options, with their commands
+            state.data["stockout"] = e.details["stockout"]
+            state.detail = "\n".join(e.details["stockout"].get("lines") or [])
+        return state
     if res.resize_needed:
         cur, want = res.resize_needed
         return StepState(Status.FAILED, f"Node pool {TPU_POOL_NAME} has {cur} node(s); {want} wanted.",
