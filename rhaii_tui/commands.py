@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -45,6 +46,8 @@ def _sim_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--speed", type=float, default=None, dest="serve_speed", metavar="X", help="simulated time factor (default 30)")
     s.add_argument("--reset", action="store_true", help="discard the saved world in DIR and start the scenario anew")
     s.add_argument("--port", type=int, default=0, help="Google APIs port (default: any free port)")
+    s.add_argument("--fault-rate", type=float, default=None, dest="serve_fault_rate", metavar="R",
+                   help="share of Kubernetes and Google API requests answered 5xx/429, 0..1 (flaky-api: 0.1)")
     for name, help_ in (("login", "sign in to the running simulated cloud again: a fresh access token "
                                   "(the simulated 'gcloud auth application-default login')"),
                         ("revoke-token", "revoke the running simulated cloud's access token (rehearse "
@@ -64,13 +67,13 @@ def sim(args: argparse.Namespace, cfg) -> int:
         return _sim_token_command(args.sim_command, Path(args.state_dir) if args.state_dir else sim_state_dir(args))
     if args.sim_command in ("status", "stop"):
         return _sim_process_command(args.sim_command, Path(args.state_dir) if args.state_dir else sim_state_dir(args))
-    if args.serve_speed is not None and args.serve_speed <= 0:
-        raise UsageError("--speed must be greater than 0")
+    if args.serve_speed is not None and not (args.serve_speed > 0 and math.isfinite(args.serve_speed)):
+        raise UsageError("--speed must be a finite number greater than 0")
     state = Path(args.state_dir) if args.state_dir else sim_state_dir(args)
     from .sim.serve import serve_main
 
     return int(serve_main(state, scenario=args.serve_scenario, speed=args.serve_speed, port=args.port,
-                          reset=args.reset) or 0)
+                          reset=args.reset, fault_rate=args.serve_fault_rate) or 0)
 
 
 def _sim_token_command(which: str, state: Path) -> int:
