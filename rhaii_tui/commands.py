@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from . import headless
-from .cli import EXIT_OK, EXIT_USAGE, UsageError, command
+from .cli import EXIT_OK, EXIT_USAGE, UsageError, _replicas, command
 
 
 def _render_args(p: argparse.ArgumentParser) -> None:
@@ -186,7 +186,8 @@ def _ops_args(p: argparse.ArgumentParser) -> None:
 
     action("status", "the deployment at a glance: replicas, TPU nodes, gateway, image, cost", yes=False)
     a = action("scale", "scale the replicas and the TPU node pool together (quota checked first)")
-    a.add_argument("--replicas", dest="ops_replicas", type=int, required=True, metavar="N", help="replicas wanted")
+    a.add_argument("--replicas", dest="ops_replicas", type=_replicas, required=True, metavar="N",
+                   help="replicas wanted (1-64)")
     action("scale-to-zero", "TPU node pool to 0 nodes (the service stays; cost drops to the cluster overhead)")
     a = action("resume", "TPU node pool back to the remembered size, then the quick verification")
     a.add_argument("--no-verify", action="store_true", help="skip the quick verification")
@@ -203,7 +204,8 @@ def _ops_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cluster", dest="ops_cluster", action="store_true", help="delete the whole cluster")
     a = action("migrate", "migrate from the single-model deployment to the scale-out pattern (or roll back)")
     a.add_argument("--from", dest="ops_single", metavar="SERVICE", help="the single-model LLMInferenceService")
-    a.add_argument("--replicas", dest="ops_replicas", type=int, metavar="N", help="scale-out replicas (default: config)")
+    a.add_argument("--replicas", dest="ops_replicas", type=_replicas, metavar="N",
+                   help="scale-out replicas, 1-64 (default: config)")
     a.add_argument("--rollback", action="store_true", help="the guide's rollback procedure instead")
     a.add_argument("--status", dest="ops_checklist", action="store_true", help="only show the checklist, probed live")
 
@@ -217,6 +219,11 @@ def ops(args: argparse.Namespace, cfg) -> int:
     which = args.ops_command
 
     def go() -> int:
+        if which == "update-image":  # a malformed tag is bad input: refused before anything is sent
+            try:
+                operate.resolve_image(cfg.image, args.tag)
+            except ValueError as e:
+                raise headless.Usage(str(e)) from None
         ctx = headless.make_context(args, cfg)
         if which == "status" or (which == "migrate" and args.ops_checklist):
             return _ops_show(ctx, out, which, args)

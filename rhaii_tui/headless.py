@@ -81,8 +81,8 @@ def _positive_float(text: str) -> float:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
+    if not v > 0 or v == float("inf"):  # refuses nan and inf too
+        raise argparse.ArgumentTypeError(f"must be a finite number greater than 0, got {text!r}")
     return v
 
 

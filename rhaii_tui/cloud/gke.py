@@ -822,7 +822,15 @@ class Gke:
         server = access.endpoint if access.endpoint.startswith(("http://", "https://")) else f"https://{access.endpoint}"
         try:
             existing = yaml.safe_load(target.read_text()) if target.exists() else None
-        except (OSError, yaml.YAMLError) as e:
+        except yaml.YAMLError as e:  # line and column, never the content (a kubeconfig holds credentials)
+            from ..config import yaml_error_text
+
+            raise CloudError("unknown", f"The kubeconfig {target} is not valid YAML ({yaml_error_text(e)}).",
+                             "Fix or move that file, or choose another path.") from None
+        except UnicodeDecodeError:
+            raise CloudError("unknown", f"The kubeconfig {target} is not a text file.",
+                             "Fix or move that file, or choose another path.") from None
+        except OSError as e:
             raise CloudError("unknown", f"Cannot read the kubeconfig {target}: {e.__class__.__name__}.",
                              "Fix or move that file, or choose another path.") from None
         doc: dict[str, Any] = existing if isinstance(existing, dict) else {}

@@ -32,12 +32,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 from urllib.parse import urlsplit, urlunsplit
+
+_retry_log = logging.getLogger("rhaii_tui.cloud.retry")
 
 MODEL_ID = "/mnt/models"
 SERVED_BY_HEADER = "x-served-by"
@@ -405,6 +408,8 @@ class InferenceClient:
                 break
             if self.stats is not None:
                 self.stats.add(verdict.what)
+            _retry_log.info("%s %s: transient failure (%s), retry %d in %.2fs", method, safe_url(url), verdict.what,
+                            attempt, pause)
             time.sleep(pause)
         res.retries = attempt - 1
         return res
@@ -604,6 +609,8 @@ class AsyncInferenceClient:
                     time.monotonic() - t_first + pause > self.retry_policy.budget_s:
                 break
             self.stats.add(verdict.what)
+            _retry_log.info("%s %s: transient failure (%s), retry %d in %.2fs", method, safe_url(url), verdict.what,
+                            attempt, pause)
             await asyncio.sleep(pause)
         res.retries = attempt - 1
         return res
