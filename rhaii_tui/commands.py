@@ -27,9 +27,11 @@ def render_manifests(args: argparse.Namespace, cfg) -> int:
 
     out = Path(args.out)
     try:
-        written = write_manifests(cfg, out)
+        written = write_manifests(cfg, out)  # atomic: a failure leaves no partial output
     except OSError as e:
-        raise UsageError(f"cannot write to {out}: {e.strerror}") from None
+        raise UsageError(f"cannot write to {out}: {e.strerror}; nothing was written") from None
+    except ValueError as e:
+        raise UsageError(f"cannot render the manifests: {e}; nothing was written") from None
     for path in written:
         print(path)
     return EXIT_OK

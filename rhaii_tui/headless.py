@@ -341,11 +341,13 @@ def run_status(ctx: Any, out: Output) -> int:
     states = probe_all(ctx)
     standing = summary(states)
     lease = _lease_now(ctx)
+    # scripts rely on it: 0 only when the deployment is serving (steps 1-9 done), else 1
+    code = EXIT_OK if standing.serving else EXIT_FAIL
     if out.as_json:
-        out.document({"command": "status", "target": _target(ctx),
+        out.document({"command": "status", "target": _target(ctx), "serving": standing.serving, "exit_code": code,
                       "steps": [_state_dict(n, st) for n, st in states.items()],
                       "standing": standing.to_dict(), "lease": lease})
-        return EXIT_OK
+        return code
     t = _target(ctx)
     out.line(f"target {ctx.cfg.target} ({t['environment']}), {ctx.cfg.replicas} replica(s)")
     for n, st in states.items():
@@ -357,7 +359,7 @@ def run_status(ctx: Any, out: Output) -> int:
         out.line(f"lease: {lease['holder']} ({'live' if lease['live'] else 'stale'}, renewed "
                  f"{lease['age_seconds']:.0f} s ago)")
     out.line(f"standing: {standing.headline}")
-    return EXIT_OK
+    return code
 
 
 # --- apply ----------------------------------------------------------------------------------------
