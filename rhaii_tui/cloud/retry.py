@@ -36,11 +36,13 @@ TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 8             # tries in all (the first one included)
+    # 6 tries: at a 25% fault rate a call still fails in only 1 of ~4000; an unreachable server is
+    # reported after ~4 s on average (back-off ceilings 0.25+0.5+1+2+4 s, full jitter)
+    attempts: int = 6             # tries in all (the first one included)
     base_delay_s: float = 0.25    # the first back-off; doubles after each failure
-    max_delay_s: float = 8.0      # one back-off never exceeds this
-    budget_s: float = 60.0        # no new attempt starts after this many seconds since the first
-    retry_after_cap_s: float = 30.0  # a server's Retry-After longer than this is cut to it
+    max_delay_s: float = 4.0      # one back-off never exceeds this
+    budget_s: float = 30.0        # no retry whose pause would end later than this after the first try
+    retry_after_cap_s: float = 20.0  # a server's Retry-After longer than this is cut to it
 
     def backoff(self, retry_index: int, rng: random.Random | None = None) -> float:
         """The pause before retry number `retry_index` (0-based): full jitter over an exponential

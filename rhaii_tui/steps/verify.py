@@ -269,9 +269,19 @@ class KubeHttp:
         from ..cloud import retry as _retry
         from ..cloud.inference import status_error
 
-        def once() -> Any:
+        class _Answer(Exception):
+            """The API server's own transient error, raised inside the retry loop."""
+
+            def __init__(self, r: Any, verdict: Any):
+                super().__init__(r.status_code)
+                self.r, self.verdict = r, verdict
+
+        def checked() -> Any:
             with httpx.Client(timeout=timeout_s, headers=self.headers(), verify=self.httpx_verify()) as c:
-                return c.get(url)
+                r = c.get(url)
+            if r.status_code in _retry.TRANSIENT_STATUS and _retry.is_kube_status_body(r.content):
+                raise _Answer(r, _retry.http_verdict(r.status_code, r.headers, r.content))
+            return r
 
         def classify(e: BaseException) -> Any:
             if isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError)):
@@ -279,17 +289,6 @@ class KubeHttp:
             if isinstance(e, _Answer):
                 return e.verdict
             return _retry.NO
-
-        class _Answer(Exception):
-            def __init__(self, r: Any, verdict: Any):
-                super().__init__(r.status_code)
-                self.r, self.verdict = r, verdict
-
-        def checked() -> Any:
-            r = once()
-            if r.status_code in _retry.TRANSIENT_STATUS and _retry.is_kube_status_body(r.content):
-                raise _Answer(r, _retry.http_verdict(r.status_code, r.headers, r.content))
-            return r
 
         attempts = 1
         try:
