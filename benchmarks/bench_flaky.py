@@ -68,8 +68,9 @@ def run_world_once(rate: float, speed: float) -> dict[str, Any]:
     counter = _Count()
     logger = logging.getLogger("rhaii_tui.cloud.retry")
     logger.addHandler(counter)
-    old_level = logger.level
+    old_level, old_propagate = logger.level, logger.propagate
     logger.setLevel(logging.INFO)
+    logger.propagate = False  # counted here, not printed
     try:
         with tempfile.TemporaryDirectory(prefix="bench-flaky-") as d:
             tmp = Path(d)
@@ -98,6 +99,7 @@ def run_world_once(rate: float, speed: float) -> dict[str, Any]:
     finally:
         logger.removeHandler(counter)
         logger.setLevel(old_level)
+        logger.propagate = old_propagate
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,13 @@ from . import headless
 from .cli import EXIT_OK, EXIT_USAGE, UsageError, _replicas, command
 
 
+def _ops_replicas(text: str) -> int:
+    """--replicas of ops scale/migrate: 1-64, checked before anything is sent."""
+    if text.strip() == "0":
+        raise argparse.ArgumentTypeError("must be 1 or more (use 'ops scale-to-zero' to stop the TPU nodes)")
+    return _replicas(text)
+
+
 def _render_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="directory to write the manifests into")
 
@@ -188,7 +195,7 @@ def _ops_args(p: argparse.ArgumentParser) -> None:
 
     action("status", "the deployment at a glance: replicas, TPU nodes, gateway, image, cost", yes=False)
     a = action("scale", "scale the replicas and the TPU node pool together (quota checked first)")
-    a.add_argument("--replicas", dest="ops_replicas", type=_replicas, required=True, metavar="N",
+    a.add_argument("--replicas", dest="ops_replicas", type=_ops_replicas, required=True, metavar="N",
                    help="replicas wanted (1-64)")
     action("scale-to-zero", "TPU node pool to 0 nodes (the service stays; cost drops to the cluster overhead)")
     a = action("resume", "TPU node pool back to the remembered size, then the quick verification")
@@ -206,7 +213,7 @@ def _ops_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cluster", dest="ops_cluster", action="store_true", help="delete the whole cluster")
     a = action("migrate", "migrate from the single-model deployment to the scale-out pattern (or roll back)")
     a.add_argument("--from", dest="ops_single", metavar="SERVICE", help="the single-model LLMInferenceService")
-    a.add_argument("--replicas", dest="ops_replicas", type=_replicas, metavar="N",
+    a.add_argument("--replicas", dest="ops_replicas", type=_ops_replicas, metavar="N",
                    help="scale-out replicas, 1-64 (default: config)")
     a.add_argument("--rollback", action="store_true", help="the guide's rollback procedure instead")
     a.add_argument("--status", dest="ops_checklist", action="store_true", help="only show the checklist, probed live")

@@ -258,3 +258,16 @@ def test_apply_and_verify_succeed_on_flaky_api(make_sim_world, capsys, tmp_path,
     assert code == 0, (out + err)[-3000:]
     doc = json.loads(out)
     assert doc["ok"] is True and set(doc["verdict"]["steps"].values()) == {"pass"}
+
+
+def test_google_final_error_says_it_was_retried(sleeps):
+    from rhaii_tui.cloud.gke import CloudError, ErrorContext, http_error, retry_transient
+
+    def fn():
+        raise http_error(503, {"error": {"code": 503, "message": "The service is currently unavailable.",
+                                         "status": "UNAVAILABLE"}}, ErrorContext(what="read cluster c1"))
+
+    with pytest.raises(CloudError) as ei:
+        retry_transient(fn, policy=retry.RetryPolicy(attempts=3))
+    assert ei.value.kind == "unavailable" and "currently unavailable" in ei.value.message
+    assert "3 attempts in a row" in ei.value.message and len(sleeps) == 2

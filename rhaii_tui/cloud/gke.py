@@ -268,7 +268,12 @@ def retry_transient(fn: Callable[[], Any], *, policy: Any = None) -> Any:
     jitter, honouring the server's Retry-After, bounded in time. Only for idempotent calls."""
     from . import retry as _retry
 
-    return _retry.call(fn, google_verdict, policy=policy or _retry.DEFAULT_POLICY, what="Google API")
+    try:
+        return _retry.call(fn, google_verdict, policy=policy or _retry.DEFAULT_POLICY, what="Google API")
+    except CloudError as e:
+        if e.kind == "unavailable" and _retry.attempts_of(e) > 1 and "attempts)" not in e.message:
+            e.message = f"{e.message} (Google Cloud answered this way {_retry.attempts_of(e)} attempts in a row)"
+        raise
 
 
 def google_verdict(exc: BaseException) -> Any:
