@@ -86,6 +86,16 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= v < float("inf"):  # refuses nan and inf too
+        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more, got {text!r}")
+    return v
+
+
 def status_arguments(p: argparse.ArgumentParser) -> None:
     _json_arg(p)
 
@@ -135,7 +145,8 @@ def bench_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--serial", action="store_true", help="one request at a time")
     p.add_argument("--duration", type=_positive_float, default=60.0, metavar="S",
                    help="measured seconds (default 60)")
-    p.add_argument("--warmup", type=float, default=5.0, metavar="S", help="unmeasured seconds first (default 5)")
+    p.add_argument("--warmup", type=_non_negative_float, default=5.0, metavar="S",
+                   help="unmeasured seconds first (default 5)")
     p.add_argument("--max-tokens", type=_positive_int, default=10, metavar="N",
                    help="tokens per completion (default 10)")
     _json_arg(p)

@@ -178,3 +178,17 @@ def test_render_manifests_cli_failure_says_nothing_was_written(capsys, tmp_path)
     blocker.write_text("x")
     code, out, err = main(capsys, "--project", "my-project-123", "render-manifests", "--out", str(blocker))
     assert code == 2 and "nothing was written" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["bench", "--warmup", "nan"], "finite number"),
+    (["verify", "--duration", "inf"], "finite number"),
+    (["apply", "--poll", "nan"], "finite number"),
+    (["ops", "scale", "--replicas", "65", "--yes"], "above 64"),
+    (["ops", "scale", "--replicas", "0", "--yes"], "scale-to-zero"),
+])
+def test_bad_numbers_are_exit_2_before_anything_starts(capsys, tmp_path, argv, words):
+    with pytest.raises(SystemExit) as ei:
+        cli.main(["--sim", "--sim-state", str(tmp_path / "w"), *argv])
+    assert ei.value.code == 2 and words in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
