@@ -183,7 +183,7 @@ def test_render_manifests_cli_failure_says_nothing_was_written(capsys, tmp_path)
 @pytest.mark.parametrize("argv,words", [
     (["bench", "--warmup", "nan"], "finite number"),
     (["verify", "--duration", "inf"], "finite number"),
-    (["apply", "--poll", "nan"], "finite number"),
+    (["apply", "--poll", "nan"], "between 0 and 300"),
     (["ops", "scale", "--replicas", "65", "--yes"], "above 64"),
     (["ops", "scale", "--replicas", "0", "--yes"], "scale-to-zero"),
 ])
