@@ -271,8 +271,8 @@ def retry_transient(fn: Callable[[], Any], *, policy: Any = None) -> Any:
     try:
         return _retry.call(fn, google_verdict, policy=policy or _retry.DEFAULT_POLICY, what="Google API")
     except CloudError as e:
-        if e.kind == "unavailable" and _retry.attempts_of(e) > 1 and "attempts)" not in e.message:
-            e.message = f"{e.message} (Google Cloud answered this way {_retry.attempts_of(e)} attempts in a row)"
+        if e.kind == "unavailable" and _retry.attempts_of(e) > 1 and "attempts in a row)" not in e.message:
+            e.message = f"{e.message} (the same {_retry.attempts_of(e)} attempts in a row)"
         raise
 
 
