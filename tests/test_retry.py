@@ -271,3 +271,45 @@ def test_google_final_error_says_it_was_retried(sleeps):
         retry_transient(fn, policy=retry.RetryPolicy(attempts=3))
     assert ei.value.kind == "unavailable" and "currently unavailable" in ei.value.message
     assert "3 attempts in a row" in ei.value.message and len(sleeps) == 2
+
+
+# --- measurements: a retried proxy call is not a service failure, and is counted ---------------------
+
+
+@pytest.mark.asyncio
+async def test_cache_proof_counts_proxy_retries_and_still_passes(fake):
+    """Every third /metrics read through the (fake) API-server pod proxy gets the API server's own
+    429 (a Status body, Retry-After 0): the proof retries it, passes, and reports the retries."""
+    import aiohttp
+    from aiohttp import web
+
+    from rhaii_tui.loadtest.cache_proof import Replica, run_cache_proof
+
+    # prefill cost per uncached token makes the cache visible in latency (as in test_loadtest_cache_proof)
+    f = await fake(block_size=16, base_latency_s=0.002, per_token_s=0.0003)
+    n = [0]
+
+    async def proxy(request: web.Request) -> web.Response:
+        n[0] += 1
+        if n[0] % 3 == 0:
+            return web.json_response(STATUS_429, status=429, headers={"Retry-After": "0"})
+        async with aiohttp.ClientSession() as s, s.get(f.metrics_url(request.match_info["pod"])) as r:
+            return web.Response(status=r.status, text=await r.text())
+
+    app = web.Application()
+    app.router.add_get("/pods/{pod}/proxy/metrics", proxy)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        replicas = [Replica(name, metrics_url=f"http://127.0.0.1:{port}/pods/{name}/proxy/metrics", api_proxy=True)
+                    for name in f.replica_names]
+        v = await run_cache_proof(f.base_url, replicas, seed=3)
+    finally:
+        await runner.cleanup()
+    assert v.passed and v.status == "pass", (v.headline, v.checks)
+    assert v.retries >= 1 and n[0] > v.retries
+    assert any("retried" in note for note in v.notes)
+    assert all(r.ok for r in v.requests), "no request counted as a service failure"
