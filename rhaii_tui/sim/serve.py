@@ -85,6 +85,10 @@ def _usage(world, out: TextIO) -> None:
     ep = world.endpoints_file
     print(f"Simulated cloud running: scenario {world.scenario.name!r} ({world.scenario.description}), "
           f"speed {world.speed:g}x{', resumed' if world.resumed else ''}.", file=out)
+    flaky = world.scenario.flaky
+    if flaky is not None:
+        print(f"  API faults   {flaky.error_rate:.0%} of Kubernetes, {flaky.google_error_rate:.0%} of Google "
+              "requests answer 5xx/429", file=out)
     print(f"  state dir    {world.state_dir}", file=out)
     print(f"  Google APIs  {world.google_url}   project {world.project}", file=out)
     print(f"  endpoints    {ep}", file=out)
