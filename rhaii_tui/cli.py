@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -44,8 +45,18 @@ def _positive_float(text: str) -> float:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number greater than 0, got {text!r}")
+    return v
+
+
+def _fault_rate(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
+    if not 0.0 <= v <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1 (e.g. 0.25), got {text!r}")
     return v
 
 
@@ -94,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--speed", type=_positive_float, default=None,
                    help="simulated time factor (default 30: a 20-minute cluster takes 40 s)")
     s.add_argument("--sim-state", metavar="DIR", help="directory of the simulated world (default: user state dir)")
+    s.add_argument("--fault-rate", type=_fault_rate, default=None, metavar="R",
+                   help="share of the simulated Kubernetes and Google API requests answered 5xx/429, 0..1 "
+                        "(flaky-api: 0.1); applies when the world starts")
 
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (help_, add_args, _fn) in COMMANDS.items():
@@ -128,7 +142,8 @@ def make_profile(args: argparse.Namespace):
         return GcpProfile()
     from .sim.serve import ensure_world
 
-    endpoints = ensure_world(sim_state_dir(args), scenario=args.scenario, speed=args.speed)
+    endpoints = ensure_world(sim_state_dir(args), scenario=args.scenario, speed=args.speed,
+                             fault_rate=getattr(args, "fault_rate", None))
     return SimProfile(endpoints)
 
 
@@ -149,8 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _load_commands()
     parser = build_parser()
     args = parser.parse_args(argv)
-    if (args.scenario or args.speed or args.sim_state) and not args.sim and args.command != "sim":
-        parser.error("--scenario, --speed and --sim-state only apply with --sim (or to 'sim serve')")
+    if (args.scenario or args.speed or args.sim_state or args.fault_rate is not None) and not args.sim \
+            and args.command != "sim":
+        parser.error("--scenario, --speed, --fault-rate and --sim-state only apply with --sim (or to 'sim serve')")
     from .logfile import report_hint, setup_logging
 
     setup_logging()  # threads' errors land in the log file, never on the wizard's screen

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 from . import headless
-from .cli import EXIT_OK, EXIT_USAGE, UsageError, command
+from .cli import EXIT_OK, EXIT_USAGE, UsageError, _replicas, command
+
+
+def _ops_replicas(text: str) -> int:
+    """--replicas of ops scale/migrate: 1-64, checked before anything is sent."""
+    if text.strip() == "0":
+        raise argparse.ArgumentTypeError("must be 1 or more (use 'ops scale-to-zero' to stop the TPU nodes)")
+    return _replicas(text)
 
 
 def _render_args(p: argparse.ArgumentParser) -> None:
@@ -26,9 +34,11 @@ def render_manifests(args: argparse.Namespace, cfg) -> int:
 
     out = Path(args.out)
     try:
-        written = write_manifests(cfg, out)
+        written = write_manifests(cfg, out)  # atomic: a failure leaves no partial output
     except OSError as e:
-        raise UsageError(f"cannot write to {out}: {e.strerror}") from None
+        raise UsageError(f"cannot write to {out}: {e.strerror}; nothing was written") from None
+    except ValueError as e:
+        raise UsageError(f"cannot render the manifests: {e}; nothing was written") from None
     for path in written:
         print(path)
     return EXIT_OK
@@ -45,6 +55,8 @@ def _sim_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--speed", type=float, default=None, dest="serve_speed", metavar="X", help="simulated time factor (default 30)")
     s.add_argument("--reset", action="store_true", help="discard the saved world in DIR and start the scenario anew")
     s.add_argument("--port", type=int, default=0, help="Google APIs port (default: any free port)")
+    s.add_argument("--fault-rate", type=float, default=None, dest="serve_fault_rate", metavar="R",
+                   help="share of Kubernetes and Google API requests answered 5xx/429, 0..1 (flaky-api: 0.1)")
     for name, help_ in (("login", "sign in to the running simulated cloud again: a fresh access token "
                                   "(the simulated 'gcloud auth application-default login')"),
                         ("revoke-token", "revoke the running simulated cloud's access token (rehearse "
@@ -64,13 +76,13 @@ def sim(args: argparse.Namespace, cfg) -> int:
         return _sim_token_command(args.sim_command, Path(args.state_dir) if args.state_dir else sim_state_dir(args))
     if args.sim_command in ("status", "stop"):
         return _sim_process_command(args.sim_command, Path(args.state_dir) if args.state_dir else sim_state_dir(args))
-    if args.serve_speed is not None and args.serve_speed <= 0:
-        raise UsageError("--speed must be greater than 0")
+    if args.serve_speed is not None and not (args.serve_speed > 0 and math.isfinite(args.serve_speed)):
+        raise UsageError("--speed must be a finite number greater than 0")
     state = Path(args.state_dir) if args.state_dir else sim_state_dir(args)
     from .sim.serve import serve_main
 
     return int(serve_main(state, scenario=args.serve_scenario, speed=args.serve_speed, port=args.port,
-                          reset=args.reset) or 0)
+                          reset=args.reset, fault_rate=args.serve_fault_rate) or 0)
 
 
 def _sim_token_command(which: str, state: Path) -> int:
@@ -183,7 +195,8 @@ def _ops_args(p: argparse.ArgumentParser) -> None:
 
     action("status", "the deployment at a glance: replicas, TPU nodes, gateway, image, cost", yes=False)
     a = action("scale", "scale the replicas and the TPU node pool together (quota checked first)")
-    a.add_argument("--replicas", dest="ops_replicas", type=int, required=True, metavar="N", help="replicas wanted")
+    a.add_argument("--replicas", dest="ops_replicas", type=_ops_replicas, required=True, metavar="N",
+                   help="replicas wanted (1-64)")
     action("scale-to-zero", "TPU node pool to 0 nodes (the service stays; cost drops to the cluster overhead)")
     a = action("resume", "TPU node pool back to the remembered size, then the quick verification")
     a.add_argument("--no-verify", action="store_true", help="skip the quick verification")
@@ -200,7 +213,8 @@ def _ops_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cluster", dest="ops_cluster", action="store_true", help="delete the whole cluster")
     a = action("migrate", "migrate from the single-model deployment to the scale-out pattern (or roll back)")
     a.add_argument("--from", dest="ops_single", metavar="SERVICE", help="the single-model LLMInferenceService")
-    a.add_argument("--replicas", dest="ops_replicas", type=int, metavar="N", help="scale-out replicas (default: config)")
+    a.add_argument("--replicas", dest="ops_replicas", type=_ops_replicas, metavar="N",
+                   help="scale-out replicas, 1-64 (default: config)")
     a.add_argument("--rollback", action="store_true", help="the guide's rollback procedure instead")
     a.add_argument("--status", dest="ops_checklist", action="store_true", help="only show the checklist, probed live")
 
@@ -214,6 +228,11 @@ def ops(args: argparse.Namespace, cfg) -> int:
     which = args.ops_command
 
     def go() -> int:
+        if which == "update-image":  # a malformed tag is bad input: refused before anything is sent
+            try:
+                operate.resolve_image(cfg.image, args.tag)
+            except ValueError as e:
+                raise headless.Usage(str(e)) from None
         ctx = headless.make_context(args, cfg)
         if which == "status" or (which == "migrate" and args.ops_checklist):
             return _ops_show(ctx, out, which, args)

@@ -419,22 +419,104 @@ def resolve_config(
     return cfg
 
 
+def yaml_error_text(e: Exception) -> str:
+    """Where and what a YAML error is (line, column, the parser's problem), never the file's
+    content (PyYAML's own message quotes the offending lines: a secret passed by mistake would
+    show)."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    problem = getattr(e, "problem", None) or getattr(e, "context", None) or "invalid YAML"
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
+
+
+_STRING_FIELDS = ("project", "zone", "cluster", "namespace", "service", "model", "image")
+_ALLOWED = {
+    "project": "a project id, 6-30 lowercase letters, digits and hyphens, starting with a letter",
+    "zone": "a zone offering TPU v6e, e.g. europe-west4-a",
+    "cluster": "a cluster name, at most 40 lowercase letters, digits and hyphens, starting with a letter",
+    "namespace": "a namespace name (DNS-1123 label: lowercase letters, digits, hyphens)",
+    "service": "a service name (DNS-1123 label: lowercase letters, digits, hyphens)",
+    "model": "a model URI such as hf://Qwen/Qwen2.5-3B-Instruct",
+    "image": "an image reference REGISTRY/PATH:TAG, e.g. registry.redhat.io/rhaiis/vllm-tpu-rhel9:3.2.5",
+}
+
+
+def check_field(name: str, value: Any) -> str | None:
+    """What is wrong with one config value of any origin (a file's values come typed: 12345678,
+    {a: 1}, True), or None. The message names what is allowed."""
+    if name in _STRING_FIELDS:
+        if not isinstance(value, str):
+            return f"must be text, not {_type_name(value)}: {_ALLOWED[name]}"
+        return VALIDATORS[name](value)
+    if name == "replicas":
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            return f"must be a whole number from 1 to 64, not {_type_name(value)}"
+        return validate_replicas(value)
+    if name == "price_per_node_hour":
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            return f"must be a number in USD, e.g. 5.15, not {_type_name(value)}"
+        err = validate_price(value)
+        if err is None and value not in (None, "") and not _finite(value):
+            return "Price per TPU node-hour must be a finite number in USD, e.g. 5.15."
+        return err
+    return None
+
+
+def _finite(value: Any) -> bool:
+    import math
+
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"true/false ({str(value).lower()})"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, (int, float)):
+        return f"a number ({value!r})"
+    return type(value).__name__
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a --config file (YAML or JSON mapping of the config fields). Raises ValueError."""
+    """Read a --config file (YAML or JSON mapping of the config fields), every value validated as
+    a flag's would be. Raises ValueError with a message naming the file and the field (and, for a
+    YAML error, the line and column; never the file's content)."""
     import yaml
 
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text())
+        raw = p.read_bytes()
+    except IsADirectoryError:
+        raise ValueError(f"config file {p} is a directory; give the YAML/JSON file itself") from None
     except OSError as e:
         raise ValueError(f"cannot read config file {p}: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"config file {p} is not a text file (a YAML or JSON mapping of fields is expected)") from None
+    if "\x00" in text:
+        raise ValueError(f"config file {p} is not a text file (a YAML or JSON mapping of fields is expected)")
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ValueError(f"config file {p} is not valid YAML: {e}") from None
+        raise ValueError(f"config file {p} is not valid YAML ({yaml_error_text(e)})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ValueError(f"config file {p} must hold a mapping of fields ({', '.join(DEFAULTS)})")
-    unknown = sorted(set(data) - set(DEFAULTS))
+    unknown = sorted(str(k) for k in set(data) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"config file {p} has unknown field(s): {', '.join(unknown)}; known: {', '.join(DEFAULTS)}")
+    for name, value in data.items():
+        if value is None:
+            continue
+        err = check_field(name, value)
+        if err:
+            raise ValueError(f"config file {p}: field {name!r}: {err}")
     return data

@@ -81,8 +81,18 @@ def _positive_float(text: str) -> float:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
+    if not v > 0 or v == float("inf"):  # refuses nan and inf too
+        raise argparse.ArgumentTypeError(f"must be a finite number greater than 0, got {text!r}")
+    return v
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= v < float("inf"):  # refuses nan and inf too
+        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more, got {text!r}")
     return v
 
 
@@ -138,7 +148,8 @@ def bench_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--serial", action="store_true", help="one request at a time")
     p.add_argument("--duration", type=_positive_float, default=60.0, metavar="S",
                    help="measured seconds (default 60)")
-    p.add_argument("--warmup", type=float, default=5.0, metavar="S", help="unmeasured seconds first (default 5)")
+    p.add_argument("--warmup", type=_non_negative_float, default=5.0, metavar="S",
+                   help="unmeasured seconds first (default 5)")
     p.add_argument("--max-tokens", type=_positive_int, default=10, metavar="N",
                    help="tokens per completion (default 10)")
     _json_arg(p)
@@ -345,11 +356,13 @@ def run_status(ctx: Any, out: Output) -> int:
     states = probe_all(ctx)
     standing = summary(states)
     lease = _lease_now(ctx)
+    # scripts rely on it: 0 only when the deployment is serving (steps 1-9 done), else 1
+    code = EXIT_OK if standing.serving else EXIT_FAIL
     if out.as_json:
-        out.document({"command": "status", "target": _target(ctx),
+        out.document({"command": "status", "target": _target(ctx), "serving": standing.serving, "exit_code": code,
                       "steps": [_state_dict(n, st) for n, st in states.items()],
                       "standing": standing.to_dict(), "lease": lease})
-        return EXIT_OK
+        return code
     t = _target(ctx)
     out.line(f"target {ctx.cfg.target} ({t['environment']}), {ctx.cfg.replicas} replica(s)")
     for n, st in states.items():
@@ -361,7 +374,7 @@ def run_status(ctx: Any, out: Output) -> int:
         out.line(f"lease: {lease['holder']} ({'live' if lease['live'] else 'stale'}, renewed "
                  f"{lease['age_seconds']:.0f} s ago)")
     out.line(f"standing: {standing.headline}")
-    return EXIT_OK
+    return code
 
 
 # --- apply ----------------------------------------------------------------------------------------

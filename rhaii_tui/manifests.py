@@ -415,15 +415,40 @@ def networkpolicies(cfg: DeployConfig, **options: Any) -> list[dict[str, Any]]:
 
 
 def write_manifests(cfg: DeployConfig, out_dir: str | Path, **options: Any) -> list[Path]:
-    """Write every manifest under out_dir (networkpolicies/ in a subfolder); returns the paths."""
+    """Write every manifest under out_dir (networkpolicies/ in a subfolder); returns the paths.
+
+    Atomic: everything is rendered, then written into a temporary directory next to out_dir, which
+    is moved into place (a new out_dir is one rename; into an existing one each file is replaced
+    by a rename once all are written). A failure (render, disk full, permissions) leaves no partial
+    output and removes the temporary directory; it raises (ValueError, OSError)."""
+    import os
+    import shutil
+    import tempfile
+
     out = Path(out_dir)
-    written: list[Path] = []
-    for name, text in render_all(cfg, **options).items():
-        path = out / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        written.append(path)
-    return written
+    rendered = render_all(cfg, **options)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(20, "Not a directory", str(out))
+    parent = out.parent if str(out.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name or 'manifests'}.tmp-", dir=parent))
+    try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; the manifests are not secret
+        for name, text in rendered.items():
+            path = tmp / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        if not out.exists():
+            os.rename(tmp, out)
+        else:
+            for name in rendered:
+                (out / name).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp / name, out / name)
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return [out / name for name in rendered]
 
 
 # --- secret templates ----------------------------------------------------------------------------

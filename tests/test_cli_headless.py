@@ -83,8 +83,9 @@ def test_vanished_cluster(capsys, make_sim_world):
     ctx.gke.wait(op, poll_min=0.02, poll_max=0.1)
     sim = ["--sim", "--sim-state", str(world.state_dir)]
     code, out, err = main(capsys, *sim, "status", "--json")
-    assert code == 0
+    assert code == 1, "not serving any more: status exits 1"
     doc = json.loads(out)
+    assert doc["serving"] is False and doc["exit_code"] == 1
     assert doc["steps"][1]["status"] == "not_started" and "does not exist" in doc["steps"][1]["summary"]
     assert doc["standing"]["first_not_done"] in (1, 2)
     for cmd in (["verify"], ["bench", "--duration", "1"]):
@@ -110,10 +111,10 @@ def test_sim_starts_a_world_in_the_background_and_reuses_it(capsys, tmp_path):
     code, out, err = main(capsys, "--sim", "--sim-state", str(state), "--speed", "2000", "status", "--json")
     ep = json.loads((state / "endpoints.json").read_text())
     try:
-        assert code == 0, err
+        assert code == 1, err  # a fresh world is not serving
         assert json.loads(out)["steps"][1]["status"] == "not_started"
         code, out, err = main(capsys, "--sim", "--sim-state", str(state), "status")
-        assert code == 0 and json.loads((state / "endpoints.json").read_text())["pid"] == ep["pid"]
+        assert code == 1 and json.loads((state / "endpoints.json").read_text())["pid"] == ep["pid"]
         assert out.splitlines()[-1] == "standing: next: step 1 (Preflight checks)"
     finally:
         stop_process(ep["pid"])

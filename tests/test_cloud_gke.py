@@ -161,7 +161,9 @@ def test_wait_reports_progress_and_survives_transient_errors(monkeypatch):
                         _op("op1", "CREATE_CLUSTER", "DONE", "clusters/c1", end_time="2026-01-01T00:05:00Z")])
     g = Gke(FakeProfile(fake), "p", "z")
     first = g.get_operation("op1")
-    fake.fail_next_gets = 5  # more than one call's retries: the follow loop sees it
+    from rhaii_tui.cloud.retry import DEFAULT_POLICY
+
+    fake.fail_next_gets = DEFAULT_POLICY.attempts + 1  # more than one call's retries: the follow loop sees it
     seen = []
     info = g.wait(first, seen.append, poll_min=0.001, poll_max=0.002)
     assert info.done and not info.failed

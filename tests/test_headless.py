@@ -88,8 +88,9 @@ def counts(world) -> dict[str, int]:
 def test_status_json_carries_every_steps_state(make_sim_world, capsys, scenario, expect):
     world = make_sim_world(scenario)
     code, out, err = run(capsys, world, "status", "--json")
-    assert code == 0, err
+    assert code == (0 if scenario == "deployed" else 1), err  # 0 only when serving
     doc = json.loads(out)
+    assert doc["serving"] is (scenario == "deployed") and doc["exit_code"] == code
     assert [s["number"] for s in doc["steps"]] == list(range(1, 12))
     assert all(s["status"] in ("not_started", "in_progress", "done", "failed", "skipped") and s["summary"]
                for s in doc["steps"])
@@ -103,7 +104,7 @@ def test_status_json_carries_every_steps_state(make_sim_world, capsys, scenario,
 def test_status_lines_name_each_step_and_where_it_stands(make_sim_world, capsys):
     world = make_sim_world("cluster-ready")
     code, out, _ = run(capsys, world, "status")
-    assert code == 0
+    assert code == 1, "steps 1-2 done is not serving"
     lines = out.splitlines()
     assert any(line.split()[:3] == ["2", "cluster", "done"] for line in lines)
     assert lines[-1] == "standing: steps 1-2 done; next: step 3 (Namespace and secrets)"

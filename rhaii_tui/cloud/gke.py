@@ -280,21 +280,39 @@ def http_error(status: int, body: Any, ctx: ErrorContext) -> CloudError:
     return CloudError(kind, f"{what}{text}", fix_for(kind, ctx, text), code=status)
 
 
-def retry_transient(fn: Callable[[], Any], *, attempts: int = 4, base_delay: float = 0.25,
-                    max_delay: float = 4.0) -> Any:
-    """Call fn; retry (with backoff) when it raises a CloudError of kind "unavailable" (5xx, rate
-    limits, connection errors). Only for idempotent calls."""
-    delay = base_delay
-    for i in range(attempts):
-        try:
-            return fn()
-        except CloudError as e:
-            if e.kind != "unavailable" or i == attempts - 1:
-                raise
-            log.info("transient error, retrying in %.2fs: %s", delay, e.message)
-            time.sleep(delay)
-            delay = min(max_delay, delay * 2)
-    raise AssertionError("unreachable")  # pragma: no cover
+def retry_transient(fn: Callable[[], Any], *, policy: Any = None) -> Any:
+    """Call fn under the wizard's retry policy (`cloud/retry.py`): retried when it raises a
+    CloudError of kind "unavailable" (5xx, rate limits, connection errors), with back-off and
+    jitter, honouring the server's Retry-After, bounded in time. Only for idempotent calls."""
+    from . import retry as _retry
+
+    try:
+        return _retry.call(fn, google_verdict, policy=policy or _retry.DEFAULT_POLICY, what="Google API")
+    except CloudError as e:
+        if e.kind == "unavailable" and _retry.attempts_of(e) > 1 and "attempts in a row)" not in e.message:
+            e.message = f"{e.message} (the same {_retry.attempts_of(e)} attempts in a row)"
+        raise
+
+
+def google_verdict(exc: BaseException) -> Any:
+    """The retry policy's verdict on a Google call's failure (a CloudError, or a raw client
+    exception): retry "unavailable" ones; Retry-After from the CloudError's details or from the
+    HTTP response of the client exception it was mapped from."""
+    from . import retry as _retry
+
+    if isinstance(exc, CloudError):
+        if exc.kind != "unavailable":
+            return _retry.NO
+        ra = exc.details.get("retry_after")
+        cur: BaseException | None = exc.__cause__ or exc.__context__
+        seen = 0
+        while ra is None and cur is not None and seen < 4:
+            resp = getattr(cur, "response", None)
+            ra = _retry.parse_retry_after(_retry.header(getattr(resp, "headers", None), "Retry-After"))
+            cur, seen = cur.__cause__ or cur.__context__, seen + 1
+        code = exc.details.get("code")
+        return _retry.Verdict(True, ra, str(code) if code else "unavailable")
+    return _retry.Verdict(True, None, type(exc).__name__) if _retry.is_connection_failure(exc) else _retry.NO
 
 
 # --- data the screens render ----------------------------------------------------------------------
@@ -867,7 +885,15 @@ class Gke:
         server = access.endpoint if access.endpoint.startswith(("http://", "https://")) else f"https://{access.endpoint}"
         try:
             existing = yaml.safe_load(target.read_text()) if target.exists() else None
-        except (OSError, yaml.YAMLError) as e:
+        except yaml.YAMLError as e:  # line and column, never the content (a kubeconfig holds credentials)
+            from ..config import yaml_error_text
+
+            raise CloudError("unknown", f"The kubeconfig {target} is not valid YAML ({yaml_error_text(e)}).",
+                             "Fix or move that file, or choose another path.") from None
+        except UnicodeDecodeError:
+            raise CloudError("unknown", f"The kubeconfig {target} is not a text file.",
+                             "Fix or move that file, or choose another path.") from None
+        except OSError as e:
             raise CloudError("unknown", f"Cannot read the kubeconfig {target}: {e.__class__.__name__}.",
                              "Fix or move that file, or choose another path.") from None
         doc: dict[str, Any] = existing if isinstance(existing, dict) else {}

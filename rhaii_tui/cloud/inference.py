@@ -32,12 +32,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 from urllib.parse import urlsplit, urlunsplit
+
+_retry_log = logging.getLogger("rhaii_tui.cloud.retry")
 
 MODEL_ID = "/mnt/models"
 SERVED_BY_HEADER = "x-served-by"
@@ -87,7 +90,14 @@ class BadResponse(InferenceError):
     kind = "protocol"
 
 
-_ERROR_TYPES = {c.kind: c for c in (ServiceUnreachable, ServiceTimeout, HttpStatusError, BadResponse)}
+class ApiServerError(InferenceError):
+    """The Kubernetes API server itself answered an error (a `kind: Status` body) to a request
+    through its pod or service proxy: the vLLM service was not reached (or did not answer it)."""
+
+    kind = "apiserver"
+
+
+_ERROR_TYPES = {c.kind: c for c in (ServiceUnreachable, ServiceTimeout, HttpStatusError, BadResponse, ApiServerError)}
 
 
 def safe_url(url: str) -> str:
@@ -141,7 +151,36 @@ def timeout_error(url: str, timeout_s: float) -> ServiceTimeout:
         url=safe_url(url))
 
 
-def status_error(url: str, status: int, body: bytes | str = b"") -> HttpStatusError:
+def apiserver_error(url: str, status: int, body: bytes | str = b"", attempts: int = 1) -> ApiServerError:
+    """The Kubernetes API server's own error on a proxied request (never blamed on vLLM)."""
+    from .retry import kube_status_message
+
+    msg = kube_status_message(body)
+    after = f" after {attempts} attempts" if attempts > 1 else ""
+    tail = f": {msg}" if msg else ""
+    if status == 429:
+        hint = ("The cluster's control plane is rate limiting or overloaded; the vLLM service was not reached. "
+                "Wait a minute and retry.")
+        what = "refused the request"
+    elif "trying to reach" in msg or "no endpoints" in msg or "dial tcp" in msg:
+        hint = ("The API server could not reach the pod: check that the vLLM pods are Running and Ready (step 5) "
+                "and that no NetworkPolicy blocks the control plane.")
+        what = "could not forward the request"
+    else:
+        hint = ("The cluster's control plane failed, not the vLLM service: retry in a moment (it may be busy or "
+                "upgrading).")
+        what = "failed"
+    return ApiServerError(f"The Kubernetes API server {what} (HTTP {status}{after}{tail}) on {safe_url(url)}. {hint}",
+                          url=safe_url(url), status=status)
+
+
+def status_error(url: str, status: int, body: bytes | str = b"", attempts: int = 1) -> InferenceError:
+    """A non-2xx answer: the API server's own error when the body is a Kubernetes Status, else the
+    service's."""
+    from .retry import is_kube_status_body
+
+    if is_kube_status_body(body):
+        return apiserver_error(url, status, body, attempts)
     excerpt = _excerpt(body)
     tail = f": {excerpt}" if excerpt else ""
     return HttpStatusError(f"{safe_url(url)} answered HTTP {status}{tail}. {_http_hint(status)}",
@@ -191,8 +230,9 @@ class CallResult:
     prompt_tokens: int | None = None
     cached_tokens: int | None = None   # usage.prompt_tokens_details.cached_tokens (needs --enable-prompt-tokens-details)
     completion_tokens: int | None = None
-    error_kind: str | None = None  # connection | timeout | http | protocol
+    error_kind: str | None = None  # connection | timeout | http | protocol | apiserver
     error: str | None = None       # message for the user
+    retries: int = 0               # transient API-server / connection failures retried before this result
 
     def raise_for_error(self) -> "CallResult":
         if self.ok:
@@ -221,10 +261,10 @@ def _fail(call: str, url: str, latency_ms: float, err: InferenceError, status: i
 
 
 def interpret(call: str, url: str, status: int, body: bytes, latency_ms: float,
-              served_by: str | None, *, expect_model: str = MODEL_ID) -> CallResult:
+              served_by: str | None, *, expect_model: str = MODEL_ID, attempts: int = 1) -> CallResult:
     """Turn an HTTP answer into a CallResult (shared by both transports)."""
     if not 200 <= status < 300:
-        return _fail(call, url, latency_ms, status_error(url, status, body), status, served_by)
+        return _fail(call, url, latency_ms, status_error(url, status, body, attempts), status, served_by)
     res = CallResult(call=call, url=safe_url(url), ok=True, status=status, latency_ms=latency_ms,
                      served_by=served_by)
     if call == "health":
@@ -327,12 +367,18 @@ class InferenceClient:
     """
 
     def __init__(self, base_url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 headers: Mapping[str, str] | None = None, verify: Any = True, model: str = MODEL_ID):
+                 headers: Mapping[str, str] | None = None, verify: Any = True, model: str = MODEL_ID,
+                 api_proxy: bool = False, retry_policy: Any = None, stats: Any = None):
         import httpx
+
+        from .retry import DEFAULT_POLICY
 
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.model = model
+        self.api_proxy = api_proxy          # through the Kubernetes API server's proxy: its failures are retried
+        self.retry_policy = retry_policy or DEFAULT_POLICY
+        self.stats = stats                  # a retry.RetryStats to count the retries in, or None
         self._httpx = httpx
         self._client = httpx.Client(timeout=timeout_s, headers=dict(headers or {}), verify=verify)
 
@@ -346,21 +392,51 @@ class InferenceClient:
         self.close()
 
     def _call(self, call: str, method: str, url: str, body: dict[str, Any] | None = None) -> CallResult:
+        """One call under the retry policy: the Kubernetes API server's own transient errors (a
+        Status body with 429/5xx) are retried, and with `api_proxy` also dropped connections to
+        it; the service's own answers never are (they are what is being measured)."""
+        t_first = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            res, verdict = self._call_once(call, method, url, body, attempt)
+            if not verdict.retry:
+                break
+            pause = self.retry_policy.pause(attempt - 1, verdict.retry_after)
+            if attempt >= self.retry_policy.attempts or \
+                    time.monotonic() - t_first + pause > self.retry_policy.budget_s:
+                break
+            if self.stats is not None:
+                self.stats.add(verdict.what)
+            _retry_log.info("%s %s: transient failure (%s), retry %d in %.2fs", method, safe_url(url), verdict.what,
+                            attempt, pause)
+            time.sleep(pause)
+        res.retries = attempt - 1
+        return res
+
+    def _call_once(self, call: str, method: str, url: str, body: dict[str, Any] | None,
+                   attempt: int) -> tuple[CallResult, Any]:
+        from . import retry as _retry
+
         httpx = self._httpx
         t0 = time.perf_counter()
         try:
             r = self._client.request(method, url, json=body)
             latency = (time.perf_counter() - t0) * 1000
-        except httpx.TimeoutException:
-            return _fail(call, url, (time.perf_counter() - t0) * 1000, timeout_error(url, self.timeout_s))
+        except httpx.TimeoutException as e:
+            v = _retry.Verdict(True, None, "connect timeout") if self.api_proxy and \
+                isinstance(e, httpx.ConnectTimeout) else _retry.NO
+            return _fail(call, url, (time.perf_counter() - t0) * 1000, timeout_error(url, self.timeout_s)), v
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
-            return _fail(call, url, (time.perf_counter() - t0) * 1000, connection_error(url, _short(e)))
+            v = _retry.Verdict(True, None, "connection") if self.api_proxy else _retry.NO
+            return _fail(call, url, (time.perf_counter() - t0) * 1000, connection_error(url, _short(e))), v
         except httpx.HTTPError as e:
-            return _fail(call, url, (time.perf_counter() - t0) * 1000, connection_error(url, _short(e)))
+            return _fail(call, url, (time.perf_counter() - t0) * 1000, connection_error(url, _short(e))), _retry.NO
         except Exception as e:  # noqa: BLE001 - invalid URL and the like: a message, never a traceback
-            return _fail(call, url, (time.perf_counter() - t0) * 1000, unsendable(url, e))
+            return _fail(call, url, (time.perf_counter() - t0) * 1000, unsendable(url, e)), _retry.NO
+        v = _proxy_verdict(r.status_code, r.headers, r.content)
         return interpret(call, url, r.status_code, r.content, latency, r.headers.get(SERVED_BY_HEADER),
-                         expect_model=self.model)
+                         expect_model=self.model, attempts=attempt), v
 
     def health(self) -> CallResult:
         return self._call("health", "GET", _join(self.base_url, "/health"))
@@ -377,22 +453,58 @@ class InferenceClient:
                           chat_body(messages, max_tokens, self.model, **extra))
 
     def metrics_text(self, url: str) -> str:
-        """GET a replica's /metrics (any URL). Raises InferenceError."""
+        """GET a replica's /metrics (any URL), under the same retry policy as the calls. Raises
+        InferenceError."""
+        from . import retry as _retry
+
         httpx = self._httpx
-        try:
+
+        def once() -> str:
             r = self._client.get(url)
+            if not 200 <= r.status_code < 300:
+                raise _HttpAnswer(r.status_code, r.headers, r.content)
+            return r.text
+
+        def classify(e: BaseException) -> Any:
+            if isinstance(e, _HttpAnswer):
+                return _proxy_verdict(e.status, e.headers, e.body)
+            if self.api_proxy and isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError,
+                                                 httpx.ReadError, httpx.WriteError)):
+                return _retry.Verdict(True, None, "connection")
+            return _retry.NO
+
+        try:
+            return _retry.call(once, classify, policy=self.retry_policy, stats=self.stats, what="GET /metrics")
+        except _HttpAnswer as e:
+            raise status_error(url, e.status, e.body, _retry.attempts_of(e)) from None
         except httpx.TimeoutException:
             raise timeout_error(url, self.timeout_s) from None
         except httpx.HTTPError as e:
             raise connection_error(url, _short(e)) from None
         except Exception as e:  # noqa: BLE001
             raise unsendable(url, e) from None
-        if not 200 <= r.status_code < 300:
-            raise status_error(url, r.status_code, r.content)
-        return r.text
 
     def metrics(self, url: str) -> "VllmMetrics":
         return parse_vllm_metrics(self.metrics_text(url))
+
+
+class _HttpAnswer(Exception):
+    """A non-2xx answer inside a retry loop (carries what the verdict and the message need)."""
+
+    def __init__(self, status: int, headers: Any, body: bytes):
+        super().__init__(f"HTTP {status}")
+        self.status, self.headers, self.body = status, headers, body
+
+
+def _proxy_verdict(status: int, headers: Any, body: bytes) -> Any:
+    """Retry an answer only when it is the Kubernetes API server's own transient error (a Status
+    body with 429/5xx, e.g. on the pod proxy): a service's own error is a result, not a glitch."""
+    from . import retry as _retry
+
+    if status in _retry.TRANSIENT_STATUS and _retry.is_kube_status_body(body):
+        v = _retry.http_verdict(status, headers, body)
+        return _retry.Verdict(True, v.retry_after, f"apiserver {status}")
+    return _retry.NO
 
 
 def _short(e: BaseException) -> str:
@@ -441,7 +553,12 @@ class AsyncInferenceClient:
 
     def __init__(self, base_url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
                  headers: Mapping[str, str] | None = None, ssl: Any = None, model: str = MODEL_ID,
-                 session: Any = None):
+                 session: Any = None, api_proxy: bool = False, retry_policy: Any = None, stats: Any = None):
+        from .retry import MEASUREMENT_POLICY, RetryStats
+
+        self.api_proxy = api_proxy      # through the Kubernetes API server's proxy: its failures are retried
+        self.retry_policy = retry_policy or MEASUREMENT_POLICY
+        self.stats = stats if stats is not None else RetryStats()
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.model = model
@@ -477,11 +594,37 @@ class AsyncInferenceClient:
 
     async def request(self, call: str, method: str, url: str, body: dict[str, Any] | None = None,
                       *, timeout_s: float | None = None) -> CallResult:
+        """One call under the retry policy (see `InferenceClient._call`): the API server's own
+        transient errors are retried and counted in `stats` and `CallResult.retries`, never as a
+        failure of the service."""
+        t_first = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            res, verdict = await self._request_once(call, method, url, body, timeout_s, attempt)
+            if not verdict.retry:
+                break
+            pause = self.retry_policy.pause(attempt - 1, verdict.retry_after)
+            if attempt >= self.retry_policy.attempts or \
+                    time.monotonic() - t_first + pause > self.retry_policy.budget_s:
+                break
+            self.stats.add(verdict.what)
+            _retry_log.info("%s %s: transient failure (%s), retry %d in %.2fs", method, safe_url(url), verdict.what,
+                            attempt, pause)
+            await asyncio.sleep(pause)
+        res.retries = attempt - 1
+        return res
+
+    async def _request_once(self, call: str, method: str, url: str, body: dict[str, Any] | None,
+                            timeout_s: float | None, attempt: int) -> tuple[CallResult, Any]:
         import aiohttp
+
+        from . import retry as _retry
 
         session = self._ensure()
         tmo = timeout_s or self.timeout_s
         headers = None if self._own_session else (self._headers or None)
+        conn_v = _retry.Verdict(True, None, "connection") if self.api_proxy else _retry.NO
         t0 = time.perf_counter()
         try:
             async with session.request(method, url, json=body, headers=headers,
@@ -489,15 +632,15 @@ class AsyncInferenceClient:
                 data = await r.read()
                 latency = (time.perf_counter() - t0) * 1000
                 return interpret(call, url, r.status, data, latency, r.headers.get(SERVED_BY_HEADER),
-                                 expect_model=self.model)
+                                 expect_model=self.model, attempts=attempt), _proxy_verdict(r.status, r.headers, data)
         except asyncio.TimeoutError:
-            return _fail(call, url, (time.perf_counter() - t0) * 1000, timeout_error(url, tmo))
+            return _fail(call, url, (time.perf_counter() - t0) * 1000, timeout_error(url, tmo)), _retry.NO
         except aiohttp.ClientError as e:
-            return _fail(call, url, (time.perf_counter() - t0) * 1000, connection_error(url, _short(e)))
+            return _fail(call, url, (time.perf_counter() - t0) * 1000, connection_error(url, _short(e))), conn_v
         except OSError as e:
-            return _fail(call, url, (time.perf_counter() - t0) * 1000, connection_error(url, _short(e)))
+            return _fail(call, url, (time.perf_counter() - t0) * 1000, connection_error(url, _short(e))), conn_v
         except (ValueError, TypeError) as e:  # invalid URL, conflicting credentials, ...
-            return _fail(call, url, (time.perf_counter() - t0) * 1000, unsendable(url, e))
+            return _fail(call, url, (time.perf_counter() - t0) * 1000, unsendable(url, e)), _retry.NO
 
     async def health(self) -> CallResult:
         return await self.request("health", "GET", _join(self.base_url, "/health"))
@@ -516,25 +659,45 @@ class AsyncInferenceClient:
     async def metrics_text(self, url: str, *, timeout_s: float | None = None) -> str:
         """GET any /metrics URL with this client's session. Raises InferenceError."""
         return await fetch_text(self._ensure(), url, timeout_s=timeout_s or min(self.timeout_s, 15.0),
-                                headers=None if self._own_session else (self._headers or None))
+                                headers=None if self._own_session else (self._headers or None),
+                                api_proxy=self.api_proxy, stats=self.stats, policy=self.retry_policy)
 
     async def metrics(self, url: str) -> "VllmMetrics":
         return parse_vllm_metrics(await self.metrics_text(url))
 
 
 async def fetch_text(session: Any, url: str, *, timeout_s: float = 15.0,
-                     headers: Mapping[str, str] | None = None, ssl: Any = None) -> str:
+                     headers: Mapping[str, str] | None = None, ssl: Any = None, api_proxy: bool = False,
+                     stats: Any = None, policy: Any = None) -> str:
     """GET `url` on an aiohttp session and return the body text; raises InferenceError.
-    `ssl`: aiohttp's per-request ssl argument (None = the session's default)."""
+    `ssl`: aiohttp's per-request ssl argument (None = the session's default). The API server's own
+    transient errors are retried (and with `api_proxy` dropped connections too), counted in `stats`."""
     import aiohttp
 
+    from . import retry as _retry
+
     kw: dict[str, Any] = {} if ssl is None else {"ssl": ssl}
-    try:
+
+    async def once() -> str:
         async with session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s), **kw) as r:
             data = await r.read()
             if not 200 <= r.status < 300:
-                raise status_error(url, r.status, data)
+                raise _HttpAnswer(r.status, r.headers, data)
             return data.decode("utf-8", "replace")
+
+    def classify(e: BaseException) -> Any:
+        if isinstance(e, _HttpAnswer):
+            return _proxy_verdict(e.status, e.headers, e.body)
+        if api_proxy and isinstance(e, (aiohttp.ClientConnectionError, OSError)) and \
+                not isinstance(e, asyncio.TimeoutError):
+            return _retry.Verdict(True, None, "connection")
+        return _retry.NO
+
+    try:
+        return await _retry.acall(once, classify, policy=policy or _retry.MEASUREMENT_POLICY, stats=stats,
+                                  what="GET /metrics")
+    except _HttpAnswer as e:
+        raise status_error(url, e.status, e.body, _retry.attempts_of(e)) from None
     except asyncio.TimeoutError:
         raise timeout_error(url, timeout_s) from None
     except (aiohttp.ClientError, OSError) as e:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable, Iterable
 
+from . import retry as _retry
 from .gke import CREDENTIALS_FIX, CloudError
 from .profile import (ClusterAccess, ConnectionProfile, CredentialsError, credentials_generation,
                       report_credentials_failure, wait_for_renewal)
@@ -84,32 +85,32 @@ TRANSIENT_STATUS = (429, 500, 502, 503, 504)
 
 def is_transient(exc: BaseException) -> bool:
     """A failure worth retrying: an overloaded/restarting apiserver or a dropped connection."""
+    return kube_verdict(exc).retry
+
+
+def kube_verdict(exc: BaseException, idempotent: bool = True) -> _retry.Verdict:
+    """The retry policy's verdict on a Kubernetes client failure: 429 always (the API server
+    refused the request before doing anything), 5xx and dropped connections only for idempotent
+    requests; the server's Retry-After (header, else the Status body's retryAfterSeconds)."""
     status = getattr(exc, "status", None)
     if isinstance(status, int) and status:
-        return status in TRANSIENT_STATUS
-    if isinstance(exc, (CredentialsError, CloudError)):
-        return False
-    name = exc.__class__.__name__
-    return isinstance(exc, (ConnectionError, TimeoutError)) or name in (
-        "ProtocolError", "MaxRetryError", "NewConnectionError", "ReadTimeoutError", "ConnectTimeoutError",
-        "RemoteDisconnected", "IncompleteRead")
+        if status != 429 and not idempotent:
+            return _retry.NO
+        return _retry.http_verdict(status, getattr(exc, "headers", None), getattr(exc, "body", None))
+    if isinstance(exc, (CredentialsError, CloudError)) or not idempotent:
+        return _retry.NO
+    if _retry.is_connection_failure(exc):
+        return _retry.Verdict(True, None, exc.__class__.__name__)
+    return _retry.NO
 
 
-def retry_transient(fn: Callable[[], Any], *, attempts: int = 4, base_delay: float = 0.2,
-                    max_delay: float = 2.0) -> Any:
-    """Call fn; retry with backoff on transient API failures (5xx, 429, dropped connections).
-    Only for idempotent requests (reads, server-side apply, deletes)."""
-    delay = base_delay
-    for i in range(attempts):
-        try:
-            return fn()
-        except Exception as e:  # noqa: BLE001
-            if i == attempts - 1 or not is_transient(e):
-                raise
-            log.info("transient Kubernetes API error, retrying in %.2fs: %s", delay, e.__class__.__name__)
-            time.sleep(delay)
-            delay = min(max_delay, delay * 2)
-    raise AssertionError("unreachable")  # pragma: no cover
+def retry_transient(fn: Callable[[], Any], *, idempotent: bool = True,
+                    policy: _retry.RetryPolicy | None = None) -> Any:
+    """Call fn under the wizard's retry policy (`cloud/retry.py`): 429, 5xx and dropped connections
+    are retried with back-off and jitter, honouring Retry-After, bounded in time. Non-idempotent
+    requests (creates) are retried on 429 only."""
+    return _retry.call(fn, lambda e: kube_verdict(e, idempotent), policy=policy or _retry.DEFAULT_POLICY,
+                       what="Kubernetes API")
 
 
 def kube_error(exc: BaseException, what: str = "", secrets: Iterable[str] = ()) -> CloudError:
@@ -142,8 +143,13 @@ def kube_error(exc: BaseException, what: str = "", secrets: Iterable[str] = ()) 
                               "Check the values you entered; the message names the field.")
         if status == 410:
             return CloudError("unavailable", f"{prefix}{msg}", "Retry (the wizard re-lists automatically).")
+        if status == 429:
+            return CloudError("unavailable", f"{prefix}the cluster's Kubernetes API server refused the request "
+                              f"(429 Too Many Requests{_retry.attempts_text(exc)}: {msg}).",
+                              "The control plane is overloaded: wait a minute and retry.")
         if status >= 500 or status == 0:
-            return CloudError("unavailable", f"{prefix}the cluster's API failed ({status}: {msg}).",
+            return CloudError("unavailable", f"{prefix}the cluster's Kubernetes API server failed "
+                              f"({status}{_retry.attempts_text(exc)}: {msg}).",
                               "Retry in a moment; the control plane may be busy or upgrading.")
         return CloudError("unknown", f"{prefix}{status}: {msg}", "Retry; if it keeps failing, check the message.")
     text = scrub(" ".join(str(exc).split())[:300], secrets)
@@ -151,7 +157,8 @@ def kube_error(exc: BaseException, what: str = "", secrets: Iterable[str] = ()) 
     if "SSL" in name or "CERTIFICATE" in text.upper():
         return CloudError("unavailable", f"{prefix}TLS to the cluster failed ({name}: {text}).",
                           "The cluster's CA changed or the endpoint is wrong: re-run step 2 to refresh the cluster access.")
-    return CloudError("unavailable", f"{prefix}cannot reach the cluster's API ({name}: {text}).",
+    return CloudError("unavailable", f"{prefix}cannot reach the cluster's API ({name}{_retry.attempts_text(exc)}: "
+                      f"{text}).",
                       "Check your network; if the cluster was just created or deleted, re-run step 2.")
 
 
@@ -265,11 +272,13 @@ class KubeSession:
         """One request through the ApiClient (auth, TLS, token refresh); returns parsed JSON.
         Raises the client's ApiException on a non-2xx answer. Idempotent methods (GET, PATCH with
         apply, DELETE) are retried on transient failures unless retry=False."""
+        idempotent = method in ("GET", "PATCH", "DELETE", "PUT")
         if retry is None:
-            retry = method in ("GET", "PATCH", "DELETE", "PUT")
+            retry = True  # a non-idempotent request is retried on 429 only (nothing was done)
         if retry:
             return retry_transient(lambda: self._request_once(method, path, query=query, body=body,
-                                                              content_type=content_type, timeout=timeout))
+                                                              content_type=content_type, timeout=timeout),
+                                   idempotent=idempotent)
         return self._request_once(method, path, query=query, body=body, content_type=content_type, timeout=timeout)
 
     def _request_once(self, method: str, path: str, *, query: list[tuple[str, str]] | None = None,
@@ -416,9 +425,9 @@ class KubeSession:
         non-idempotent calls); failures become CloudError."""
         kwargs.setdefault("_request_timeout", self.request_timeout)
         try:
-            if retry:
-                return retry_transient(lambda: fn(*args, **kwargs))
-            return fn(*args, **kwargs)
+            # retry=False (non-idempotent): still retried on 429, which the API server answers
+            # before doing anything
+            return retry_transient(lambda: fn(*args, **kwargs), idempotent=retry)
         except Exception as e:  # noqa: BLE001
             raise kube_error(e, what) from None
 

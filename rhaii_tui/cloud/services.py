@@ -13,8 +13,10 @@ from typing import Any
 from urllib.parse import quote
 
 from ..config import TPU_ACCELERATOR, TPU_MACHINE_TYPE, V6E_ZONES
-from .gke import CloudError, ErrorContext, http_error, map_error, retry_transient
+from .gke import CloudError, ErrorContext, google_verdict, http_error, map_error, retry_transient
 from .profile import ConnectionProfile
+from . import retry as _retry
+from .retry import parse_retry_after
 
 CONTAINER_API = "container.googleapis.com"
 
@@ -26,7 +28,15 @@ def _request(profile: ConnectionProfile, service: str, method: str, path: str, c
     if method == "GET":
         return retry_transient(lambda: _request_once(profile, service, method, path, ctx, params=params,
                                                      json=json, allow_404=allow_404))
-    return _request_once(profile, service, method, path, ctx, params=params, json=json, allow_404=allow_404)
+    # not idempotent: retried only when Google refused it outright (429: nothing was done)
+    return _retry.call(lambda: _request_once(profile, service, method, path, ctx, params=params, json=json,
+                                             allow_404=allow_404), _refused_only, what="Google API")
+
+
+def _refused_only(exc: BaseException) -> _retry.Verdict:
+    if isinstance(exc, CloudError) and exc.details.get("code") == 429:
+        return google_verdict(exc)
+    return _retry.NO
 
 
 def _request_once(profile: ConnectionProfile, service: str, method: str, path: str, ctx: ErrorContext,
@@ -41,7 +51,9 @@ def _request_once(profile: ConnectionProfile, service: str, method: str, path: s
             except ValueError:
                 body = resp.text
             if resp.status_code >= 400:
-                raise http_error(resp.status_code, body, ctx)
+                err = http_error(resp.status_code, body, ctx)
+                err.details["retry_after"] = parse_retry_after(resp.headers.get("Retry-After"))
+                raise err
             return body
     except CloudError:
         raise

@@ -75,8 +75,9 @@ class Replica:
     fetch: Callable[[], Awaitable[str]] | None = field(default=None, repr=False)
     headers: Mapping[str, str] | None = field(default=None, repr=False)
     ssl: Any = field(default=None, repr=False)   # aiohttp ssl argument for metrics_url (e.g. the cluster CA)
+    api_proxy: bool = False   # metrics_url goes through the Kubernetes API server's pod proxy
 
-    async def read(self, session: Any, timeout_s: float = 15.0) -> VllmMetrics:
+    async def read(self, session: Any, timeout_s: float = 15.0, stats: Any = None) -> VllmMetrics:
         if self.fetch is not None:
             try:
                 text = await asyncio.wait_for(self.fetch(), timeout_s)
@@ -84,7 +85,7 @@ class Replica:
                 raise InferenceError(f"reading /metrics of {self.name} took longer than {timeout_s:g} s") from None
         elif self.metrics_url:
             text = await fetch_text(session, self.metrics_url, timeout_s=timeout_s, headers=self.headers,
-                                    ssl=self.ssl)
+                                    ssl=self.ssl, api_proxy=self.api_proxy, stats=stats)
         else:
             raise InferenceError(f"replica {self.name} has neither a metrics URL nor a fetch function")
         return parse_vllm_metrics(text)
@@ -149,6 +150,7 @@ class CacheVerdict:
     requests: list[ProofRequest]
     notes: list[str]
     elapsed_s: float = 0.0
+    retries: int = 0                # calls retried after a transient API-server/connection failure (not service failures)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -200,7 +202,7 @@ class _Proof:
 
         async def one(r: Replica):
             try:
-                return await r.read(self.client.session, self.metrics_timeout_s)
+                return await r.read(self.client.session, self.metrics_timeout_s, self.client.stats)
             except InferenceError as e:
                 return str(e)
             except Exception as e:  # a user-supplied fetch function may raise anything
@@ -283,13 +285,15 @@ async def run_cache_proof(
     seed: int | None = None,
     on_event: Callable[[ProofEvent], None] | None = None,
     client: AsyncInferenceClient | None = None,
+    api_proxy: bool = False,
 ) -> CacheVerdict:
     """Run the protocol against `base_url` (the gateway: http://<gw>/<ns>/<svc>) and return the
     verdict. Never raises for service problems: they become a failing verdict."""
     t_start = time.perf_counter()
     rng = random.Random(seed)
     own = client is None
-    client = client or AsyncInferenceClient(base_url, timeout_s=timeout_s, headers=headers, ssl=ssl)
+    client = client or AsyncInferenceClient(base_url, timeout_s=timeout_s, headers=headers, ssl=ssl,
+                                            api_proxy=api_proxy)
     try:
         proof = _Proof(client, replicas, on_event=on_event, metrics_timeout_s=metrics_timeout_s)
         return await _run(proof, rng, repeats=max(2, repeats), blocks=max(1, blocks),
@@ -402,9 +406,14 @@ def _base(proof: _Proof, B, bs_source, k, prefix_tokens, prefix_chars, cacheable
     defaults = dict(hit_ratio=None, first_latency_ms=None, warm_p50_ms=None, control_latency_ms=None,
                     speedup=None, test_replica=None, replicas=[], requests=[])
     defaults.update(kw)
+    retries = proof.client.stats.retries
+    notes = proof.notes
+    if retries:
+        notes = notes + [f"{retries} call(s) were retried after a transient Kubernetes API server or connection "
+                         "failure (not counted as service failures)"]
     return CacheVerdict(block_size=B, block_size_source=bs_source, blocks=k, prefix_tokens_est=prefix_tokens,
-                        prefix_chars=prefix_chars, cacheable_tokens_per_repeat=cacheable, notes=proof.notes,
-                        elapsed_s=round(time.perf_counter() - t_start, 3), **defaults)
+                        prefix_chars=prefix_chars, cacheable_tokens_per_repeat=cacheable, notes=notes,
+                        elapsed_s=round(time.perf_counter() - t_start, 3), retries=retries, **defaults)
 
 
 def _inconclusive(proof: _Proof, B, bs_source, k, t_start, why: str) -> CacheVerdict:

@@ -48,6 +48,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, AsyncIterator, Callable, Iterable, Mapping
 
 from ..cloud.inference import MODEL_ID, check_base_url, safe_url
+from ..cloud import retry as _retry
 
 GUIDE_PROMPT = ("You are a professional translator. Translate the following sentence into French, "
                 "keeping the tone: Hello world, how are you today?")
@@ -254,6 +255,8 @@ class LoadResult:
     warnings: list[str]
     aborted: str | None = None
     client_cpu_s: float = 0.0     # CPU time the load generator used (user + system)
+    retries: int = 0              # requests re-sent after the Kubernetes API server's own transient error
+                                  # (through its service proxy): not counted as service errors
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -356,6 +359,7 @@ class _Run:
         self.sent_total = 0
         self.done_total = 0
         self.conn_errors_in_a_row = 0
+        self.retries = 0
         self.any_ok = False
         self.aborted: str | None = None
         self.buckets: dict[int, list] = {}     # index -> [latencies_ms, errors, sched_ms]
@@ -395,11 +399,24 @@ class _Run:
         kind: str | None = None
         served = None
         try:
-            async with session.post(self.target, data=self.body(i)) as r:
-                data = await r.read()
-                done = perf() - self.t0       # before releasing the connection: not our server's time
-                status = r.status
-                served = r.headers.get("x-served-by")
+            attempt = 0
+            while True:
+                attempt += 1
+                async with session.post(self.target, data=self.body(i)) as r:
+                    data = await r.read()
+                    done = perf() - self.t0       # before releasing the connection: not our server's time
+                    status = r.status
+                    served = r.headers.get("x-served-by")
+                    headers = r.headers
+                # the API server's own transient error (its proxy, a Status body) is not the service's:
+                # re-send under the measurement retry policy, count it apart
+                if status in _retry.TRANSIENT_STATUS and attempt < _retry.MEASUREMENT_POLICY.attempts \
+                        and _retry.is_kube_status_body(data) and not self.stop.is_set():
+                    self.retries += 1
+                    v = _retry.http_verdict(status, headers, data)
+                    await asyncio.sleep(_retry.MEASUREMENT_POLICY.pause(attempt - 1, v.retry_after))
+                    continue
+                break
             if not 200 <= status < 300:
                 kind = f"http_{status}"
             elif b'"choices"' not in data:
@@ -585,7 +602,7 @@ class _Run:
             service_ms=Percentiles.of(svc), schedule_delay_ms=Percentiles.of(sched) if spec.mode == "open" else None,
             in_flight_target=None if spec.mode == "open" else spec.in_flight_target,
             served_by=dict(sorted(self.served.items())), buckets=self.ticks, guide=[], warnings=self.warnings,
-            aborted=self.aborted, client_cpu_s=round(cpu, 3))
+            aborted=self.aborted, client_cpu_s=round(cpu, 3), retries=self.retries)
         if spec.mode == "open" and res.schedule_delay_ms and res.schedule_delay_ms.p50 is not None \
                 and res.schedule_delay_ms.p50 > 10:
             res.warnings.append(

@@ -161,6 +161,21 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
 SCENARIO_NAMES: tuple[str, ...] = tuple(SCENARIOS)
 
 
+def fault_rate_overrides(rate: float, scenario: str | None = None) -> dict[str, Any]:
+    """Scenario overrides for `--fault-rate`: that share of Kubernetes and Google API requests fail
+    with 5xx/429 (the scenario's other flaky knobs are kept; a scenario without any gets the
+    flaky-api defaults for them). Raises ValueError outside 0..1."""
+    try:
+        r = float(rate)
+    except (TypeError, ValueError):
+        raise ValueError(f"--fault-rate must be a number from 0 to 1 (e.g. 0.25), not {rate!r}") from None
+    if not 0.0 <= r <= 1.0:  # also refuses nan
+        raise ValueError(f"--fault-rate must be a number from 0 to 1 (e.g. 0.25), not {rate!r}")
+    base = SCENARIOS.get(scenario or "", None)
+    spec = base.flaky if base is not None and base.flaky is not None else FlakySpec()
+    return {"flaky": dataclasses.replace(spec, error_rate=r, google_error_rate=r).to_json()}
+
+
 def get_scenario(name: str, **overrides: Any) -> Scenario:
     try:
         base = SCENARIOS[name]

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -84,6 +85,10 @@ def _usage(world, out: TextIO) -> None:
     ep = world.endpoints_file
     print(f"Simulated cloud running: scenario {world.scenario.name!r} ({world.scenario.description}), "
           f"speed {world.speed:g}x{', resumed' if world.resumed else ''}.", file=out)
+    flaky = world.scenario.flaky
+    if flaky is not None:
+        print(f"  API faults   {flaky.error_rate:.0%} of Kubernetes, {flaky.google_error_rate:.0%} of Google "
+              "requests answer 5xx/429", file=out)
     print(f"  state dir    {world.state_dir}", file=out)
     print(f"  Google APIs  {world.google_url}   project {world.project}", file=out)
     print(f"  endpoints    {ep}", file=out)
@@ -125,12 +130,13 @@ def _still_ours(state_dir: Path, started_as: tuple[int, int] | None, lock: Any =
 
 
 async def _serve(state_dir: Path, scenario: str | None, speed: float | None, host: str, port: int,
-                 reset: bool, out: TextIO, ready: "asyncio.Event | None" = None, *, lock: Any = None) -> int:
+                 reset: bool, out: TextIO, ready: "asyncio.Event | None" = None, *, lock: Any = None,
+                 overrides: dict | None = None) -> int:
     from .world import World, WorldError
 
     started_as = _identity(state_dir)
 
-    world = World(state_dir, scenario, speed, host=host, port=port, reset=reset)
+    world = World(state_dir, scenario, speed, host=host, port=port, reset=reset, overrides=overrides)
     try:
         await world.start()
     except WorldError as e:
@@ -181,10 +187,12 @@ async def _serve(state_dir: Path, scenario: str | None, speed: float | None, hos
 
 
 def serve_main(state_dir: str | Path | None = None, scenario: str | None = None, speed: float | None = None,
-               host: str = "127.0.0.1", port: int = 0, *, reset: bool = False, out: TextIO | None = None) -> int:
+               host: str = "127.0.0.1", port: int = 0, *, reset: bool = False, out: TextIO | None = None,
+               fault_rate: float | None = None) -> int:
     """Run a world in the foreground until Ctrl-C/SIGTERM. scenario None: continue the world in
-    state_dir, or start "fresh". speed None: the saved world's speed, or 30. Returns an exit code."""
-    from .scenarios import SCENARIOS
+    state_dir, or start "fresh". speed None: the saved world's speed, or 30. fault_rate: the share
+    of API requests answered 5xx/429 (see scenarios.fault_rate_overrides). Returns an exit code."""
+    from .scenarios import SCENARIOS, fault_rate_overrides
 
     out = out or sys.stdout
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -195,6 +203,13 @@ def serve_main(state_dir: str | Path | None = None, scenario: str | None = None,
         print(f"rhaii-tui sim serve: unknown scenario {scenario!r}; choose one of: {', '.join(SCENARIOS)}",
               file=sys.stderr)
         return 2
+    overrides = None
+    if fault_rate is not None:
+        try:
+            overrides = fault_rate_overrides(fault_rate, scenario or _saved_scenario_or_none(state_dir))
+        except ValueError as e:
+            print(f"rhaii-tui sim serve: {e}", file=sys.stderr)
+            return 2
     state_dir = Path(state_dir) if state_dir else default_state_dir()
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -211,7 +226,7 @@ def serve_main(state_dir: str | Path | None = None, scenario: str | None = None,
             for name in (STATE_FILE, ENDPOINTS_FILE):
                 with contextlib.suppress(FileNotFoundError):
                     (state_dir / name).unlink()
-        return asyncio.run(_serve(state_dir, scenario, speed, host, port, reset, out, lock=lock))
+        return asyncio.run(_serve(state_dir, scenario, speed, host, port, reset, out, lock=lock, overrides=overrides))
     except KeyboardInterrupt:
         return 130
     finally:
@@ -262,6 +277,13 @@ def running_world(state_dir: str | Path) -> dict | None:
     return info
 
 
+def _saved_scenario_or_none(state_dir: str | Path | None) -> str | None:
+    try:
+        return _saved_scenario(Path(state_dir)) if state_dir else None
+    except Exception:  # noqa: BLE001 - no or unreadable saved world
+        return None
+
+
 def _saved_scenario(state_dir: Path) -> str | None:
     try:
         return json.loads((state_dir / STATE_FILE).read_text())["scenario"]["name"]
@@ -279,7 +301,7 @@ def _mismatch(state_dir: Path, have: str, want: str, running: bool) -> SimWorldE
 
 
 def ensure_world(state_dir: str | Path | None = None, scenario: str | None = None, speed: float | None = None,
-                 *, timeout: float = START_TIMEOUT) -> Path:
+                 *, timeout: float = START_TIMEOUT, fault_rate: float | None = None) -> Path:
     """Reuse the world running on state_dir, or start one in the background; returns its
     endpoints.json. scenario None accepts whatever world is there (a new one is "fresh")."""
     from .scenarios import SCENARIOS
@@ -315,6 +337,8 @@ def ensure_world(state_dir: str | Path | None = None, scenario: str | None = Non
             cmd += ["--scenario", scenario]
         if speed:
             cmd += ["--speed", repr(float(speed))]
+        if fault_rate is not None:
+            cmd += ["--fault-rate", repr(float(fault_rate))]
         log_path = state_dir / LOG_FILE
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
@@ -366,10 +390,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--speed", type=float, default=None)
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--reset", action="store_true", help="discard the saved world and start the scenario anew")
+    p.add_argument("--fault-rate", type=float, default=None,
+                   help="share of Kubernetes and Google API requests answered 5xx/429 (0..1)")
     args = p.parse_args(argv)
-    if args.speed is not None and args.speed <= 0:
-        p.error("--speed must be greater than 0")
-    return serve_main(args.state_dir, args.scenario, args.speed, port=args.port, reset=args.reset)
+    if args.speed is not None and not (args.speed > 0 and math.isfinite(args.speed)):
+        p.error("--speed must be a finite number greater than 0")
+    return serve_main(args.state_dir, args.scenario, args.speed, port=args.port, reset=args.reset,
+                      fault_rate=args.fault_rate)
 
 
 if __name__ == "__main__":

@@ -256,7 +256,8 @@ def proof_replicas(ctx: Any, live: LiveState, kh: KubeHttp) -> list[Replica]:
     headers = kh.headers()
     ssl = kh.ssl_context()
     ns = ctx.cfg.namespace
-    return [Replica(pod_name(p), metrics_url=kh.pod_base(ns, pod_name(p)) + "/metrics", headers=headers, ssl=ssl)
+    return [Replica(pod_name(p), metrics_url=kh.pod_base(ns, pod_name(p)) + "/metrics", headers=headers, ssl=ssl,
+                    api_proxy=True)
             for p in live.ready_pods]
 
 
@@ -371,7 +372,7 @@ def run_performance(ctx: Any, options: PerfOptions | None = None,
             access.base_url, replicas, repeats=opts.repeats, blocks=opts.blocks, headers=access.headers,
             ssl=access.ssl,   # the service's TLS (the gateway's; the cluster CA only via the service proxy);
                               # each replica's /metrics carries the API server's CA itself
-            seed=opts.seed, timeout_s=opts.timeout_s,
+            seed=opts.seed, timeout_s=opts.timeout_s, api_proxy=not through_gateway,
             on_event=lambda e: _emit(on_event, PerfEvent("proof", e.message, proof_event=e))))
         _emit(on_event, PerfEvent("proof", f"cache proof: {verdict.status}: {verdict.headline}"))
 

@@ -261,20 +261,52 @@ class KubeHttp:
         return self.url(f"/api/v1/namespaces/{namespace}/services/{name}/proxy")
 
     def client(self, base_url: str, timeout_s: float = 30.0) -> InferenceClient:
-        return InferenceClient(base_url, timeout_s=timeout_s, headers=self.headers(), verify=self.httpx_verify())
+        """A client through the API server's proxy: its own transient errors are retried."""
+        return InferenceClient(base_url, timeout_s=timeout_s, headers=self.headers(), verify=self.httpx_verify(),
+                               api_proxy=True)
 
     def get_text(self, url: str, timeout_s: float = 15.0) -> tuple[int | None, str, str | None]:
-        """GET a URL on the API server: (status, body text, error message). Never raises."""
+        """GET a URL on the API server: (status, body text, error message). Never raises. The API
+        server's own transient errors and dropped connections are retried (cloud/retry.py); a
+        final API-server error says so rather than blaming the service."""
         import httpx
 
-        try:
+        from ..cloud import retry as _retry
+        from ..cloud.inference import status_error
+
+        class _Answer(Exception):
+            """The API server's own transient error, raised inside the retry loop."""
+
+            def __init__(self, r: Any, verdict: Any):
+                super().__init__(r.status_code)
+                self.r, self.verdict = r, verdict
+
+        def checked() -> Any:
             with httpx.Client(timeout=timeout_s, headers=self.headers(), verify=self.httpx_verify()) as c:
                 r = c.get(url)
+            if r.status_code in _retry.TRANSIENT_STATUS and _retry.is_kube_status_body(r.content):
+                raise _Answer(r, _retry.http_verdict(r.status_code, r.headers, r.content))
+            return r
+
+        def classify(e: BaseException) -> Any:
+            if isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError)):
+                return _retry.Verdict(True, None, "connection")
+            if isinstance(e, _Answer):
+                return e.verdict
+            return _retry.NO
+
+        attempts = 1
+        try:
+            r = _retry.call(checked, classify, what="Kubernetes API proxy")
+        except _Answer as e:
+            r, attempts = e.r, _retry.attempts_of(e)
         except httpx.HTTPError as e:
-            return None, "", f"{safe_url(url)}: {type(e).__name__}"
+            return None, "", f"{safe_url(url)}: {type(e).__name__}{_retry.attempts_text(e)}"
         except Exception as e:  # noqa: BLE001 - never a traceback
             return None, "", f"{safe_url(url)}: {type(e).__name__}"
         if not 200 <= r.status_code < 300:
+            if _retry.is_kube_status_body(r.content):
+                return r.status_code, r.text, str(status_error(url, r.status_code, r.content, attempts))
             return r.status_code, r.text, f"{safe_url(url)} answered HTTP {r.status_code}"
         return r.status_code, r.text, None
 
@@ -293,7 +325,8 @@ class ServiceAccess:
     ssl: Any = field(default=None, repr=False)
 
     def client(self, timeout_s: float = 30.0) -> InferenceClient:
-        return InferenceClient(self.base_url, timeout_s=timeout_s, headers=self.headers, verify=self.verify)
+        return InferenceClient(self.base_url, timeout_s=timeout_s, headers=self.headers, verify=self.verify,
+                               api_proxy=self.via == VIA_SERVICE_PROXY)
 
     def to_dict(self) -> dict[str, Any]:
         return {"base_url": safe_url(self.base_url), "via": self.via, "description": self.description,
