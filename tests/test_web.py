@@ -1,0 +1,253 @@
+"""`rhaii-tui web`: the wizard in a browser, reachable only with the printed token, loading nothing
+from another host, leaving no process behind; and the same in a real (headless) Chromium.
+
+The server runs as a subprocess (`rhaii-tui --sim ... web --port 0`), as a user starts it; each tab
+is a websocket that starts its own wizard process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from rhaii_tui.cli import _load_commands, build_parser
+from rhaii_tui.web import is_loopback, wizard_argv
+
+ROOT = Path(__file__).resolve().parents[1]
+DEADLINE = 90.0  # seconds: the machine is loaded; every wait polls a state up to this
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_TOKEN", "REGISTRY_PASSWORD", "PROJECT_ID", "ZONE", "CLUSTER_NAME", "NAMESPACE")}
+    env.update(RHAII_TUI_STATE_DIR=str(tmp / "state"), CLOUDSDK_CONFIG=str(tmp / "no-gcloud"),
+               PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
+    return env
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d.name))
+    return out
+
+
+def _wait(pred, what: str, timeout: float = DEADLINE):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+class WebServer:
+    def __init__(self, tmp: Path, *extra: str):
+        self.tmp = tmp
+        self.sim_state = tmp / "sim"
+        cmd = [sys.executable, "-m", "rhaii_tui", "--sim", "--sim-state", str(self.sim_state), "--speed", "2000",
+               "web", "--port", "0", *extra]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                     env=_env(tmp), cwd=str(tmp))
+        self.stdout = ""
+        self.url = _wait(self._url, "the server to print its URL")
+        parts = urllib.parse.urlsplit(self.url)
+        self.base = f"{parts.scheme}://{parts.netloc}"
+        self.netloc = parts.netloc
+        self.token = urllib.parse.parse_qs(parts.query)["token"][0]
+
+    def _url(self) -> str | None:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the server exited ({self.proc.returncode}): {self.proc.stderr.read().decode()}")
+        if select.select([self.proc.stdout], [], [], 0.1)[0]:
+            self.stdout += os.read(self.proc.stdout.fileno(), 65536).decode()
+        m = re.search(r"http://\S+\?token=\S+", self.stdout)
+        return m.group(0) if m else None
+
+    def world_pid(self) -> int | None:
+        from rhaii_tui.sim.serve import running_world
+
+        info = running_world(self.sim_state)
+        return int(info["pid"]) if info else None
+
+    def close(self) -> None:
+        for pid in _children(self.proc.pid):  # what a failed test may have left
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        pid = self.world_pid()
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+            _wait(lambda: not _alive(pid), "the simulated world to stop")
+
+
+@pytest.fixture
+def web_server(tmp_path):
+    servers: list[WebServer] = []
+
+    def start(*extra: str) -> WebServer:
+        servers.append(WebServer(tmp_path, *extra))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *a, **kw):
+        return None
+
+
+def _get(url: str, cookie: str | None = None, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    req = urllib.request.Request(url, headers=dict(headers or {}, **({"Cookie": cookie} if cookie else {})))
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(req, timeout=30) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def _login(server: WebServer) -> str:
+    status, headers, _ = _get(server.url)
+    assert status == 303 and headers["Location"] == "/"  # the token leaves the address bar
+    set_cookie = headers["Set-Cookie"]
+    assert "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie
+    return set_cookie.split(";", 1)[0]
+
+
+def _open_tab(server: WebServer, cookie: str):
+    """A tab's websocket (what the page opens); returns it once its wizard has painted."""
+    import websocket
+
+    ws = websocket.create_connection(f"ws://{server.netloc}/ws?width=120&height=40", cookie=cookie,
+                                     timeout=DEADLINE)
+    seen = b""
+    deadline = time.monotonic() + DEADLINE
+    while b"SIMULATED" not in seen:
+        assert time.monotonic() < deadline, "the wizard never painted"
+        data = ws.recv()
+        seen += data if isinstance(data, bytes) else b""
+    return ws
+
+
+# ---------------------------------------------------------------- unit
+
+
+def test_the_tab_wizard_gets_the_servers_global_flags(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _load_commands()
+    args = build_parser().parse_args(["--sim", "--sim-state", "rel/world", "--project", "p-1", "--speed", "50",
+                                      "--scenario", "fresh", "web", "--port", "8123", "--host", "127.0.0.1"])
+    argv = wizard_argv(args)
+    assert argv[:3] == [sys.executable, "-m", "rhaii_tui"]
+    flags = argv[3:]
+    assert "--sim" in flags
+    assert flags[flags.index("--sim-state") + 1] == str(tmp_path / "rel" / "world")
+    assert flags[flags.index("--project") + 1] == "p-1"
+    assert flags[flags.index("--scenario") + 1] == "fresh"
+    assert float(flags[flags.index("--speed") + 1]) == 50
+    assert "web" not in flags and "--port" not in flags and "--host" not in flags and "--zone" not in flags
+
+
+def test_loopback_addresses():
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "10.0.0.5", "example.com"))
+
+
+# ---------------------------------------------------------------- server (subprocess)
+
+
+def test_nothing_is_served_without_the_token_and_the_page_loads_nothing_from_elsewhere(web_server):
+    server = web_server()
+    for path in ("/", "/static/js/textual.js", "/static/css/xterm.css", "/ws?width=80&height=24", "/download/x",
+                 "/?token=wrong", "/?token="):
+        status, _, body = _get(server.base + path)
+        assert status == 403, path
+        assert b"printed" in body  # says what to do
+    status, _, _ = _get(server.base + "/", cookie=f"rhaii_tui_token_1={server.token}x")
+    assert status == 403
+
+    cookie = _login(server)
+    status, headers, page = _get(server.base + "/", cookie=cookie)
+    assert status == 200
+    html = page.decode()
+    title = re.search(r"<title>(.*?)</title>", html).group(1)
+    assert title.startswith("rhaii-tui") and "simulated" in title
+    for secret in (sys.executable, str(server.tmp), "python", "--sim-state"):  # no command line, no paths
+        assert secret not in html
+    assert "fonts.googleapis" not in html
+    assert "'self'" in headers["Content-Security-Policy"]
+
+    # every resource the page names, and what those name, is on this server
+    hosts = set()
+    resources = {"/": html}
+    for ref in re.findall(r'(?:src|href)="([^"]+)"', html):
+        if not ref.startswith(("data:", "#")):
+            status, _, body = _get(urllib.parse.urljoin(server.base + "/", ref), cookie=cookie)
+            assert status == 200, ref
+            resources[ref] = body.decode("utf-8", "replace")
+    assert any(r.endswith("textual.js") for r in resources) and any(r.endswith(".css") for r in resources)
+    for ref, text in resources.items():
+        if ref.endswith(".css"):
+            text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)  # comments name projects, not resources
+        for url in re.findall(r"""(?:https?|wss?)://[^\s"'<>)]+""", text):
+            hosts.add((ref, urllib.parse.urlsplit(url).netloc))
+    assert {h for _, h in hosts} <= {server.netloc}, hosts
+    for font in re.findall(r'url\("([^"]+\.ttf)"\)', html):  # the font is served here
+        assert _get(server.base + font, cookie=cookie)[0] == 200
+    # a websocket opened from another site's page is refused even with the cookie
+    status, _, _ = _get(server.base + "/ws", cookie=cookie, headers={"Origin": "http://evil.example"})
+    assert status == 403
+
+
+def test_a_non_loopback_host_warns_who_can_reach_it(web_server):
+    server = web_server("--host", "0.0.0.0")
+    assert server.url.startswith("http://127.0.0.1:")  # still usable from here
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=DEADLINE) == 0
+    err = server.proc.stderr.read().decode()
+    assert "WARNING" in err and "0.0.0.0" in err and "other machines on the network" in err
+    assert server.token not in err  # the token is printed once, in the URL on stdout
+
+
+def test_loopback_is_the_default_and_prints_no_warning(web_server):
+    server = web_server()
+    assert server.url.startswith("http://127.0.0.1:")
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=DEADLINE) == 0
+    err = server.proc.stderr.read().decode()
+    assert "WARNING" not in err and server.token not in err
