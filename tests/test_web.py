@@ -80,6 +80,7 @@ class WebServer:
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                      env=_env(tmp), cwd=str(tmp))
         self.stdout = ""
+        self.seen: set[int] = set()
         self.url = _wait(self._url, "the server to print its URL")
         parts = urllib.parse.urlsplit(self.url)
         self.base = f"{parts.scheme}://{parts.netloc}"
@@ -100,10 +101,17 @@ class WebServer:
         info = running_world(self.sim_state)
         return int(info["pid"]) if info else None
 
+    def wizards(self) -> list[int]:
+        """The wizard processes this server runs (its other child is the simulated world it started)."""
+        found = [p for p in _children(self.proc.pid) if p != self.world_pid() and _alive(p)]
+        self.seen.update(found)
+        return found
+
     def close(self) -> None:
-        for pid in _children(self.proc.pid):  # what a failed test may have left
-            with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
+        for pid in self.seen | set(self.wizards()):  # what a failed test may have left
+            if _alive(pid):
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
@@ -251,3 +259,109 @@ def test_loopback_is_the_default_and_prints_no_warning(web_server):
     assert server.proc.wait(timeout=DEADLINE) == 0
     err = server.proc.stderr.read().decode()
     assert "WARNING" not in err and server.token not in err
+
+
+# ---------------------------------------------------------------- processes
+
+
+def test_a_wizard_whose_server_was_killed_exits_by_itself(web_server):
+    server = web_server()
+    ws = _open_tab(server, _login(server))
+    wizards = _wait(server.wizards, "the tab's wizard process")
+    assert len(wizards) == 1
+    os.kill(server.proc.pid, signal.SIGKILL)
+    server.proc.wait()
+    # nobody is left to stop it: it must notice and exit (textual's own web driver runs on forever)
+    _wait(lambda: not _alive(wizards[0]), "the orphaned wizard to exit", timeout=60)
+    ws.close()
+
+
+def test_sigterm_stops_the_server_every_wizard_and_the_world_it_started(web_server):
+    server = web_server()
+    world = _wait(server.world_pid, "the simulated world the server starts")
+    cookie = _login(server)
+    tabs = [_open_tab(server, cookie), _open_tab(server, cookie)]
+    wizards = _wait(lambda: len(server.wizards()) == 2 and server.wizards(), "one wizard per tab")
+    groups = {os.getpgid(p) for p in wizards}
+    assert groups == set(wizards)  # each in its own process group, not the server's
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=DEADLINE) == 0
+    assert not [p for p in wizards if _alive(p)]
+    assert not _alive(world)
+    for ws in tabs:  # the browsers were told the session ended
+        with contextlib.suppress(Exception):
+            while ws.recv():
+                pass
+        assert not ws.connected
+
+
+# ---------------------------------------------------------------- a real browser
+
+# The page keeps its xterm.js terminal in a closure; this hook (injected before the page's scripts)
+# notes the terminal when textual.js stores it, so the test reads what the terminal shows.
+XTERM_HOOK = """
+Object.defineProperty(Object.prototype, "terminal", {configurable: true, get() { return undefined; },
+  set(v) { Object.defineProperty(this, "terminal", {value: v, writable: true, configurable: true, enumerable: true});
+           if (v && v.buffer && v.buffer.active) window.__xterm = v; }});
+"""
+SCREEN_JS = """() => { const t = window.__xterm; if (!t) return "";
+  const b = t.buffer.active, rows = [];
+  for (let i = 0; i < b.length; i++) rows.push(b.getLine(i).translateToString(true));
+  return rows.join("\\n"); }"""
+
+
+@pytest.fixture
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install chromium; .ci/run installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a test dependency: "
+                                                                 "pip install -e '.[test]'")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _screen_shows(page, *texts: str, timeout: float = DEADLINE) -> str:
+    checks = " && ".join(f"s.includes({t!r})" for t in texts)
+    page.wait_for_function(f"() => {{ const s = ({SCREEN_JS})(); return {checks}; }}", timeout=timeout * 1000)
+    return page.evaluate(SCREEN_JS)
+
+
+def test_the_wizard_runs_in_a_real_browser_from_the_printed_url_and_nowhere_else(web_server, browser):
+    server = web_server()
+    page = browser.new_page(viewport={"width": 1200, "height": 760})
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.on("websocket", lambda ws: requested.append(ws.url))
+    page.add_init_script(XTERM_HOOK)
+
+    response = page.goto(server.url)
+    assert response.status == 200
+    assert page.url == server.base + "/"  # the token is not left in the address bar
+    screen = _screen_shows(page, "SIMULATED", "1 Preflight checks", "11 Model identity", "Go to step 1")
+    assert "rhaii-demo-project" in screen
+    page.locator(".xterm-helper-textarea").focus()
+    page.keyboard.press("Enter")  # "where the deployment stands": go to the first step not done
+    _screen_shows(page, "Step 1 · Preflight checks")
+    page.keyboard.press("]")  # next step
+    _screen_shows(page, "Step 2 · GKE cluster and TPU node pool")
+
+    assert any(u.endswith("/static/js/textual.js") for u in requested)
+    assert any(u.startswith(f"ws://{server.netloc}/ws") for u in requested)
+    elsewhere = [u for u in requested if urllib.parse.urlsplit(u).netloc != server.netloc]
+    assert not elsewhere, f"the page contacted other hosts: {elsewhere}"
+    assert page.title().startswith("rhaii-tui") and "python" not in page.title()
+
+
+def test_the_browser_gets_403_without_the_token(web_server, browser):
+    server = web_server()
+    page = browser.new_page()
+    for url in (server.base + "/", server.base + "/?token=" + "x" * len(server.token)):
+        response = page.goto(url)
+        assert response.status == 403
+        assert "printed" in page.content()
+    assert page.locator(".xterm").count() == 0
+    assert server.wizards() == []  # no wizard was started for it
