@@ -252,6 +252,16 @@ def test_a_non_loopback_host_warns_who_can_reach_it(web_server):
     assert server.token not in err  # the token is printed once, in the URL on stdout
 
 
+def test_bad_host_or_port_says_what_to_do(tmp_path):
+    for extra, words in ((["--port", "70000"], "between 0 and 65535"),
+                         (["--host", "no-such-host.invalid"], "cannot listen on --host"),
+                         (["--port", "x"], "invalid int value")):
+        r = subprocess.run([sys.executable, "-m", "rhaii_tui", "web", *extra], capture_output=True, text=True,
+                           env=_env(tmp_path), timeout=DEADLINE, stdin=subprocess.DEVNULL)
+        assert r.returncode == 2, (extra, r.stderr)
+        assert words in r.stderr and "Traceback" not in r.stderr
+
+
 def test_loopback_is_the_default_and_prints_no_warning(web_server):
     server = web_server()
     assert server.url.startswith("http://127.0.0.1:")
@@ -264,10 +274,15 @@ def test_loopback_is_the_default_and_prints_no_warning(web_server):
 # ---------------------------------------------------------------- processes
 
 
-def test_a_wizard_whose_server_was_killed_exits_by_itself(web_server):
+def test_a_wizard_whose_tab_closed_or_whose_server_was_killed_exits_by_itself(web_server):
     server = web_server()
-    ws = _open_tab(server, _login(server))
-    wizards = _wait(server.wizards, "the tab's wizard process")
+    cookie = _login(server)
+    closed = _open_tab(server, cookie)
+    first = _wait(server.wizards, "the first tab's wizard")
+    closed.close()  # the browser tab goes away: its wizard quits
+    _wait(lambda: not _alive(first[0]), "the closed tab's wizard to exit")
+    ws = _open_tab(server, cookie)
+    wizards = _wait(server.wizards, "the second tab's wizard")
     assert len(wizards) == 1
     os.kill(server.proc.pid, signal.SIGKILL)
     server.proc.wait()
