@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import hmac
 import ipaddress
 import logging
@@ -92,7 +93,9 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind(addr)
     except OSError as e:
         sock.close()
-        hint = "pick another --port (0: any free port)" if e.errno == 98 else "give an address of this machine"
+        hint = {errno.EADDRINUSE: "pick another --port (0: any free port)",
+                errno.EACCES: "ports below 1024 need privileges: pick another --port (0: any free port)",
+                }.get(e.errno, "give --host an address of this machine (default 127.0.0.1)")
         raise UsageError(f"cannot listen on {host}:{port}: {e.strerror}; {hint}") from None
     sock.listen(128)
     sock.setblocking(False)
@@ -318,8 +321,7 @@ def serve_main(args: argparse.Namespace) -> int:
             world, started = _start_world(args)
             if not started:
                 world = None  # someone else's world: leave it running
-        title = TITLE + (" (simulated cloud)" if args.sim else "")
-        server = WizardServer(wizard_argv(args), token, port, title=title)
+        server = WizardServer(wizard_argv(args), token, port)
         asyncio.run(_serve(server, sock, url, warning))
     finally:
         sock.close()
