@@ -139,11 +139,12 @@ def _service_class():
 async def stop_process_group(process: asyncio.subprocess.Process, grace: float = STOP_GRACE) -> None:
     """SIGTERM the wizard's process group (the wizard exits cleanly: its lease is released), SIGKILL
     whatever of the group is left after `grace` seconds (the wizard, or a load generator it started)."""
-    if process.returncode is None:
-        with contextlib.suppress(OSError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(process.wait(), grace)
+    if process.returncode is not None:  # already reaped: its pid may belong to someone else by now
+        return
+    with contextlib.suppress(OSError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(process.wait(), grace)
     with contextlib.suppress(OSError):
         os.killpg(process.pid, signal.SIGKILL)
     await process.wait()
