@@ -23,6 +23,7 @@ google.cloud, httpx, aiohttp); pages import them lazily inside workers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import sys
@@ -65,6 +66,8 @@ def __getattr__(name: str) -> Any:
         from .screens.base import StepScreen
 
         return StepScreen
+    if name == "BrowserDriver":  # TEXTUAL_DRIVER of a wizard that `rhaii-tui web` started
+        return _browser_driver()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 EXIT_AFTER_PAINT_ENV = "RHAII_TUI_EXIT_AFTER_PAINT"
@@ -630,6 +633,64 @@ class RhaiiApp(App[int]):
             self.call_from_thread(self.notify, f"Configuration saved to {path}", title="Saved", markup=False)
 
         self.run_worker(write, thread=True, group="state-file", exclusive=True, exit_on_error=False)
+
+
+SERVER_GONE_EXIT_SECONDS = 5.0  # a browser wizard whose server went away exits cleanly within this, else hard
+
+
+def _browser_driver() -> type:
+    """textual-serve's web driver, plus a watchdog: the wizard exits by itself when the server that
+    started it goes away (its stdin ends, a write finds the pipe closed, or it is orphaned). Without
+    it a wizard outlives a killed server forever, with nobody left to see or stop it."""
+    from textual import messages
+    from textual.drivers.web_driver import WebDriver
+
+    class BrowserDriver(WebDriver):
+        def __init__(self, *a: Any, **kw: Any) -> None:
+            super().__init__(*a, **kw)
+            self._parent_pid = os.getppid()
+            self._gone = threading.Event()
+            self._loop: asyncio.AbstractEventLoop | None = None
+            raw_write = self._write
+
+            def write(data: bytes) -> int:
+                try:
+                    return raw_write(data)
+                except OSError:  # the server closed our stdout: nobody is watching
+                    self._server_gone()
+                    return len(data)
+
+            self._write = write
+
+        def start_application_mode(self) -> None:
+            self._loop = asyncio.get_running_loop()
+            super().start_application_mode()
+            threading.Thread(target=self._watch_parent, name="rhaii-web-parent", daemon=True).start()
+
+        def run_input_thread(self) -> None:
+            super().run_input_thread()
+            if not self.exit_event.is_set():  # stdin ended while the app runs: the server is gone
+                self._server_gone()
+
+        def _watch_parent(self) -> None:
+            while not self.exit_event.wait(0.5):
+                if os.getppid() != self._parent_pid:
+                    self._server_gone()
+                    return
+
+        def _server_gone(self) -> None:
+            if self._gone.is_set():
+                return
+            self._gone.set()
+            if self._loop is not None and not self._loop.is_closed():
+                with contextlib.suppress(RuntimeError):
+                    asyncio.run_coroutine_threadsafe(self._app._post_message(messages.ExitApp()), self._loop)
+            # the clean exit releases the deploy lease; a stuck one is cut short
+            timer = threading.Timer(SERVER_GONE_EXIT_SECONDS, os._exit, args=(0,))
+            timer.daemon = True
+            timer.start()
+
+    return BrowserDriver
 
 
 def run_wizard(cfg: DeployConfig, profile: Any = None, state_store: StateStore | None = None,

@@ -289,3 +289,18 @@ def _ops_show(ctx, out, which: str, args: argparse.Namespace) -> int:
         for i in items:
             out.line(f"{i.item.number}. [{i.state}] {i.item.title}: {i.evidence}")
     return EXIT_OK
+
+
+def _web_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only); another address lets "
+                        "other machines reach the page and prints a warning")
+    p.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
+
+
+@command("web", "serve the wizard to a browser (loopback only and a secret token in the URL, by default)",
+         _web_args)
+def web(args: argparse.Namespace, cfg) -> int:
+    from .web import serve_main
+
+    return serve_main(args)
