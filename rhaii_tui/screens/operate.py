@@ -186,7 +186,8 @@ class OperateScreen(StepScreen):
         self.status = st
         self.query_one(OpsStatusPane).show(st)
         self.query_one(OpsPodTable).show(st.raw_pods, time_scale=self._time_scale(),
-                                         prefix=workload_deployment_name(st.service) + "-")
+                                         prefix=workload_deployment_name(st.service) + "-",
+                                         pool_at_zero=st.pool_exists and st.pool_nodes == 0)
         self._update_hint()
         replicas = self.query_one("#ops-replicas", Input)
         if st.replicas_desired:
