@@ -398,6 +398,7 @@ def test_the_upstream_installer_is_pointed_at_this_cluster_only(tmp_path, monkey
     monkeypatch.setattr(operators, "probe", lambda c: StepState(Status.NOT_STARTED, "not installed"))
     res = operators.install(ctx, "/src/rhaii-on-xks", lines.append)
     assert res.exit_code == 0 and "installing" in lines
+    assert lines.index("installing") < len(lines) - 2 and lines[-2].startswith("installer finished: exit 0 after ")
     got = json.loads(seen.read_text())
     assert got["mode"] == "0o600"
     doc = got["doc"]
