@@ -188,3 +188,26 @@ def test_pending_pods_at_zero_wait_for_the_pool_and_ready_pods_show_no_time_in_s
             assert "(1-5m)" in table.shown_text(pending, "in_stage")
 
     asyncio.run(walk())
+
+
+def test_at_80x24_every_operate_button_shows_its_whole_label(monkeypatch):
+    from textual.widgets import Button
+
+    async def walk() -> None:
+        app = operate_app(monkeypatch)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await app.start_page_ready.wait()
+            page = app.current_page
+            await until(pilot, lambda: page.status is not None)
+            for row in page.query(".ops-row"):
+                if not row.display or row.region.width == 0:
+                    continue  # the migration rows are folded away
+                row.scroll_visible(animate=False)
+                await pilot.pause()
+                right = row.content_region.right
+                for button in row.query(Button):
+                    label = str(button.label)
+                    assert button.region.width >= len(label) + 2, (label, button.region)
+                    assert button.region.right <= right, (label, button.region, right)
+
+    asyncio.run(walk())
