@@ -172,6 +172,30 @@ def test_scale_to_zero_and_back(make_sim_world, tmp_path):
     assert (st.pool_nodes, st.replicas_ready) == (3, 3) and st.scaled_to_zero_from is None
 
 
+def test_at_zero_pending_pods_wait_for_the_pool_and_resume_uses_this_deployments_size(make_sim_world, tmp_path):
+    world = make_sim_world("deployed")
+    ctx = make_ctx(world, tmp_path)
+    assert operate.scale_to_zero(ctx).ok
+    st = operate.read_status(ctx)
+    # the replicas wait for a node that cannot come: not "late" against the guide's 1-5 min
+    assert st.pods and all(p.stage == "Pending" for p in st.pods)
+    assert all(p.in_stage == operate.POOL_AT_ZERO and p.severity == "ok" for p in st.pods)
+    assert st.resume_size == 3 and "0 -> 3 TPU nodes" in operate.describe(ctx, "resume").lines[0]
+    # a size remembered for another cluster of the same name (another world, an old state file)
+    # does not count: without this deployment's own, resume goes back to its replicas
+    ctx.record(**{operate.K_ZERO: {"from": 4, "at": 0}})
+    st = operate.read_status(ctx)
+    assert st.scaled_to_zero_from is None and st.resume_size == 3
+    assert "0 -> 3 TPU nodes" in operate.describe(ctx, "resume").lines[0]
+    ctx.record(**{operate.K_ZERO: {"from": 4, "at": 0, "cluster_created": "2020-01-01T00:00:00Z",
+                                    "namespace": ctx.cfg.namespace, "service": ctx.cfg.service}})
+    assert operate.read_status(ctx).resume_size == 3
+    back = operate.resume(ctx, verify=False)
+    assert back.ok, back.summary
+    st = operate.read_status(ctx)
+    assert st.pool_nodes == 3 and all(p.in_stage == "-" for p in st.pods if p.ready) and st.replicas_ready == 3
+
+
 # --- teardown ---------------------------------------------------------------------------------
 
 

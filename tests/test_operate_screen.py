@@ -139,3 +139,75 @@ def test_cost_hint_names_the_cost_now_and_after():
     assert "scale to zero ≈ $6.00/day" in cost_hint(st) and "delete the cluster $0/day" in cost_hint(st)
     assert cost_hint(None) == ""
     assert cost_hint(st, "3") == "Already 3 replica(s) on 3 TPU node(s) (≈ $376.80/day): nothing to change"
+
+
+def pending_pod(name: str, image: str, created: float) -> dict:
+    from datetime import datetime, timezone
+
+    t = datetime.fromtimestamp(created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "metadata": {"name": name, "namespace": "rhaii-inference", "uid": f"uid-{name}", "creationTimestamp": t},
+        "spec": {"containers": [{"name": "main", "image": image}]},
+        "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                                                       "reason": "Unschedulable", "lastTransitionTime": t}]},
+    }
+
+
+def test_pending_pods_at_zero_wait_for_the_pool_and_ready_pods_show_no_time_in_stage():
+    import time
+
+    from textual.app import App
+
+    image = "registry.redhat.io/rhaiis/vllm-tpu-rhel9:3.2.5"
+
+    class TableApp(App):
+        def compose(self):
+            yield OpsPodTable(id="t")
+
+    async def walk() -> None:
+        app = TableApp()
+        async with app.run_test(size=SIZE) as pilot:
+            table = app.query_one(OpsPodTable)
+            pods = [pending_pod("svc-kserve-1-aaaaa", image, time.time() - 14 * 60),
+                    ready_pod("svc-kserve-1-bbbbb", "gke-rhaii-tpu-pool-a1b2", image, 1)]
+            table.show(pods, prefix="svc-kserve-1-")
+            await pilot.pause()
+            pending, ready = "rhaii-inference/svc-kserve-1-aaaaa", "rhaii-inference/svc-kserve-1-bbbbb"
+            # with TPU nodes, 14 min Pending is late against the guide's 1-5 min
+            assert table.shown_text(pending, "in_stage").startswith("14m") and "(1-5m)" in table.shown_text(
+                pending, "in_stage")
+            assert table.shown_text(ready, "in_stage") == "-"
+            # with the pool at zero it is not late: it waits for a TPU node that only a resume brings
+            table.show(pods, prefix="svc-kserve-1-", pool_at_zero=True)
+            await pilot.pause()
+            assert table.shown_text(pending, "in_stage") == "pool at 0"
+            assert table.shown_text(pending, "stage") == "Pending" and table._shown[pending]["stage"][1] == ""
+            assert table.shown_text(ready, "in_stage") == "-"
+            table.show(pods, prefix="svc-kserve-1-")   # resumed: judged against the guide again
+            await pilot.pause()
+            assert "(1-5m)" in table.shown_text(pending, "in_stage")
+
+    asyncio.run(walk())
+
+
+def test_at_80x24_every_operate_button_shows_its_whole_label(monkeypatch):
+    from textual.widgets import Button
+
+    async def walk() -> None:
+        app = operate_app(monkeypatch)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await app.start_page_ready.wait()
+            page = app.current_page
+            await until(pilot, lambda: page.status is not None)
+            for row in page.query(".ops-row"):
+                if not row.display or row.region.width == 0:
+                    continue  # the migration rows are folded away
+                row.scroll_visible(animate=False)
+                await pilot.pause()
+                right = row.content_region.right
+                for button in row.query(Button):
+                    label = str(button.label)
+                    assert button.region.width >= len(label) + 2, (label, button.region)
+                    assert button.region.right <= right, (label, button.region, right)
+
+    asyncio.run(walk())

@@ -349,8 +349,11 @@ async def test_reopened_wizard_reattaches_to_the_creation_in_flight(make_sim_wor
         assert "Reattached to operation operation-" in screen_text(second)
         assert "create cluster" in rendered(label)
         assert page._busy == "follow"
-        await until(pilot, lambda: second.query_one("#phase-cluster", PhaseProgress).state == "running",
-                    what="the control plane bar following")
+        bar = second.query_one("#phase-cluster", PhaseProgress)
+        await until(pilot, lambda: bar.state == "running", what="the control plane bar following")
+        # GKE reports no progress for a control plane: the bar follows time against the guide's ~5 min
+        await until(pilot, lambda: bar.state != "running" or bar.fraction >= 0.2, what="the bar moving")
+        assert bar.state == "running" and 0.2 <= bar.fraction < 1.0
         # stop watching: the operation goes on in the cloud, and the page says so
         await pilot.click("#cl-stop")
         await until(pilot, lambda: not page._busy, what="the follow to stop")
@@ -615,3 +618,33 @@ def test_snapshot_step3_forms(snap_compare, make_sim_world, tmp_path):
         await pilot.pause()
 
     assert snap_compare(_snap_app(world, tmp_path, 3), terminal_size=SIZE, run_before=read)
+
+
+@pytest.mark.asyncio
+async def test_an_operation_bar_follows_time_and_says_why_it_is_past_the_estimate():
+    from textual.app import App
+
+    from rhaii_tui.cloud.gke import OperationInfo
+
+    class BarApp(App):
+        def compose(self):
+            yield PhaseProgress("Control plane", 300, id="bar")
+
+    op = OperationInfo(name="operation-1", op_type="CREATE_CLUSTER", status="RUNNING", target="", location="")
+    app = BarApp()
+    async with app.run_test(size=(120, 10)) as pilot:
+        bar = app.query_one(PhaseProgress)
+        bar.follow_operation(op, 269.0, "creating")      # 4m29s of ~5 min: not 0%
+        await pilot.pause()
+        assert 0.85 < bar.fraction < 0.95 and bar.why_text() == ""
+        assert not bar.query_one(".phase-why").has_class("-shown")
+        bar.follow_operation(op, 400.0, "creating")      # past the estimate: capped, and says why
+        await pilot.pause()
+        assert bar.fraction == 0.95
+        why = "longer than the guide's ~5 min: GKE is still creating the control plane " \
+              "(this happens; the operation is RUNNING)"
+        assert bar.why_text() == why and bar.query_one(".phase-why").has_class("-shown")
+        assert why in str(bar.query_one(".phase-why").render())
+        bar.finish("done")                               # done: full, and nothing more to explain
+        await pilot.pause()
+        assert bar.fraction == 1.0 and not bar.query_one(".phase-why").has_class("-shown")

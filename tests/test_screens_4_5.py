@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 
 import pytest
@@ -359,6 +360,8 @@ async def test_install_asks_for_a_checkout_then_streams_the_installers_output(ma
         assert f"make deploy-all in {checkout}" in shown
         assert shown.index("helmfile apply: cert-manager") < shown.index("helmfile apply: lws")
         assert "kubeconfig ok" in shown and "Error: simulated failure" in shown
+        # the installer's end is a line of its own: exit code and how long it ran
+        assert re.search(r"^installer failed: exit 3 after \d+s$", shown, re.M), shown
 
 
 def test_troubleshooting_follows_the_rows_and_watch_states_read_plainly():

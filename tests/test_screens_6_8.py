@@ -105,7 +105,11 @@ async def test_walk_6_7_8_from_partial_then_a_second_app_reads_them_done(make_si
         await press(pilot, app, "#epp-patch")
         await until(pilot, lambda: status(app, 6) == "done" and not page.busy, what="EPP 2/2")
         assert "Ready 2/2 with istio-proxy" in app.step_states[6].summary
-        assert page.follow_text.startswith("✔ EPP pod") and "Ready 2/2" in page.follow_text
+        assert page.follow_text.startswith("✔ Patch applied; the rollout finished in") and "Ready 2/2" in page.follow_text
+        # the next reads of the cluster keep saying what the Patch did (not "nothing to do")
+        probes = page.probes
+        await until(pilot, lambda: page.probes >= probes + 2, what="two more probes")
+        assert page.follow_text.startswith("✔ Patch applied") and "nothing to do" not in page.follow_text
         # the pane showed both pods: the old one (no sidecar) going away, the new one reaching 2/2
         assert len(table.seen) == 2 and table.seen[old][0] == "Running 1/1"
         new = next(k for k in table.seen if k != old)

@@ -428,3 +428,21 @@ def test_flaky_apis_do_not_break_steps_1_to_3(make_sim_world, tmp_path):
     assert secrets_step.probe(ctx).status == Status.DONE
     ops = world.state()["operations"]
     assert sorted(o["type"] for o in ops) == ["CREATE_CLUSTER", "CREATE_NODE_POOL"]
+
+
+def test_an_operations_bar_follows_the_guide_time_and_explains_an_overrun():
+    from rhaii_tui.steps.cluster import TIME_CAP, op_fraction, overdue_text
+
+    # GKE reports nothing while it creates a control plane: time against the guide's ~5 min
+    assert op_fraction(269.0, 300.0) == pytest.approx(269 / 300)
+    assert op_fraction(0.0, 300.0) == 0.0 and op_fraction(None, 300.0) == 0.0
+    assert op_fraction(900.0, 300.0) == TIME_CAP < 1.0          # never 100% before DONE
+    assert op_fraction(900.0, 300.0, done=True) == 1.0
+    assert op_fraction(60.0, 900.0, reported=0.5) == 0.5         # what the operation reports, when further
+    assert op_fraction(600.0, 900.0, reported=0.1) == pytest.approx(600 / 900)
+    assert overdue_text("CREATE_CLUSTER", "RUNNING", 269.0, 300.0) == ""
+    assert overdue_text("CREATE_CLUSTER", "RUNNING", 301.0, 300.0) == (
+        "longer than the guide's ~5 min: GKE is still creating the control plane "
+        "(this happens; the operation is RUNNING)")
+    assert "~15 min" in overdue_text("CREATE_NODE_POOL", "RUNNING", 1000.0, 900.0)
+    assert overdue_text("CREATE_CLUSTER", "DONE", 400.0, 300.0) == ""

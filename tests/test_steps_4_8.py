@@ -398,6 +398,7 @@ def test_the_upstream_installer_is_pointed_at_this_cluster_only(tmp_path, monkey
     monkeypatch.setattr(operators, "probe", lambda c: StepState(Status.NOT_STARTED, "not installed"))
     res = operators.install(ctx, "/src/rhaii-on-xks", lines.append)
     assert res.exit_code == 0 and "installing" in lines
+    assert lines.index("installing") < len(lines) - 2 and lines[-2].startswith("installer finished: exit 0 after ")
     got = json.loads(seen.read_text())
     assert got["mode"] == "0o600"
     doc = got["doc"]
@@ -462,3 +463,13 @@ def test_netpol_report_on_a_cluster_that_does_not_enforce_is_never_isolated():
     enforced = netpol.report(netpol.rendered(CFG), CFG, enforced=netpol.Enforcement(True, "GKE Dataplane V2", "c1"),
                              live=True)
     assert enforced.isolated and enforced.enforcement_warning() == ""
+
+
+def test_policy_names_fit_their_column_whole_with_how_many_more():
+    from rhaii_tui.widgets.reachability import fit_names
+
+    names = "allow-istio, allow-vllm-egress, allow-gateway-to-vllm"
+    assert fit_names(names, 80) == names
+    assert fit_names(names, 26) == "allow-istio +2"
+    assert fit_names(names, 33) == "allow-istio, allow-vllm-egress +1"
+    assert fit_names("allow-gateway-to-vllm", 10) == "allow-gateway-to-vllm"  # one name: the table scrolls

@@ -183,6 +183,19 @@ def test_deploy_watch_follows_pods_and_milestones(make_sim_world, tmp_path):
     mt = w.milestones(next(iter(shown)).split("/")[1])
     assert mt.kv_cache_tokens and mt.done
     assert any("Compiled the model" in line for line in w.last_lines(next(iter(shown)).split("/")[1]))
+    # a new watch (the wizard reconnecting, or started again) reads the logs from their start: each
+    # milestone keeps the time its line was written, not the time the line arrived again
+    name = next(iter(shown)).split("/")[1]
+    w2 = deploy.DeployWatch(ctx).start()
+    try:
+        mt2 = poll(lambda: w2.milestones(name), lambda m: set(m.reached) == set(mt.reached), timeout=20)
+    finally:
+        w2.stop()
+    assert not any(line[:4].isdigit() and "T" in line[:11] for line in w2.last_lines(name))  # no timestamp shown
+    assert set(mt2.reached) == set(mt.reached)
+    for key, ms in mt.reached.items():
+        assert abs(mt2.reached[key].at - ms.at) < 0.01, (key, mt2.reached[key].at, ms.at)
+    assert (mt2.compile_seconds() or 0) > 0
 
 
 @pytest.mark.parametrize("scenario,cause,words", [

@@ -801,9 +801,12 @@ def follow_logs(core: Any, namespace: str, pod: str, container: str,
                 on_lines: Callable[[list[str]], None], stop_event: threading.Event,
                 tail: int | None = None, *, on_state: Callable[[str], None] | None = None,
                 backoff_min: float = 0.5, backoff_max: float = 10.0, request_timeout: float = 30.0,
-                quiet_reconnect: float = 600.0, wait_poll: float = 1.0) -> str:
+                quiet_reconnect: float = 600.0, wait_poll: float = 1.0, keep_timestamps: bool = False) -> str:
     """Follow one container's log until it terminates (or the pod is gone, or stop_event is set).
     Lines reach `on_lines` in batches, without timestamps and without repeats across reconnects.
+    `keep_timestamps`: lines keep the API's RFC 3339 prefix ('2026-01-01T10:00:00.123456789Z text'),
+    so a caller can date what a line says by the line itself (lines read again after a reconnect
+    were written earlier than they arrive).
     Returns why it ended: "terminated: <reason>", "pod deleted", "stopped". Never raises."""
     from kubernetes.client.exceptions import ApiException
 
@@ -866,9 +869,10 @@ def follow_logs(core: Any, namespace: str, pod: str, container: str,
                     *complete, buf = buf.split(b"\n")
                     out: list[str] = []
                     for raw in complete:
-                        text = dedupe.accept(raw.decode("utf-8", errors="replace").rstrip("\r"))
+                        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+                        text = dedupe.accept(line)
                         if text is not None:
-                            out.append(text)
+                            out.append(line if keep_timestamps else text)
                     deliver(out)
             finally:
                 done.set()
@@ -878,8 +882,9 @@ def follow_logs(core: Any, namespace: str, pod: str, container: str,
                 except Exception:  # noqa: BLE001
                     pass
             if buf.strip():
-                text = dedupe.accept(buf.decode("utf-8", errors="replace"))
-                deliver([text] if text is not None else [])
+                line = buf.decode("utf-8", errors="replace")
+                text = dedupe.accept(line)
+                deliver([line if keep_timestamps else text] if text is not None else [])
         except ApiException as e:
             msg = _status_message(e)
             if e.status == 404:

@@ -576,8 +576,8 @@ class ClusterScreen(StepScreen):
                     widget.finish("done")
                 elif op.done:
                     widget.finish("failed", "failed")
-                else:
-                    widget.advance(p.op.fraction, elapsed, note, expected=p.op.expected)
+                else:  # the bar follows time against the guide's estimate; past it, says why
+                    widget.follow_operation(op, elapsed, note, expected=p.op.expected)
             elif widget.state != "done":
                 widget.advance(note=p.message)
         elif p.phase == "wait-nodes":

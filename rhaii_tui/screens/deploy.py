@@ -129,7 +129,7 @@ class DeployScreen(WatchingScreen):
 
     DEFAULT_CSS = """
     DeployScreen {
-        .step-state { text-wrap: nowrap; text-overflow: ellipsis; }  /* the panels below say it in full */
+        .step-state { max-height: 2; }  /* wraps (one line, with an ellipsis, below 110 columns) */
         .step-commands CommandList { max-height: 3; }
         .step-purpose { max-height: 2; }
         .step-body { margin: 0; }

@@ -359,9 +359,11 @@ class EppSidecarScreen(ProbingScreen):
         if shown:
             self.show_follow(*self._idle_text(state))
 
-    @staticmethod
-    def _idle_text(state: StepState) -> tuple[str, str]:
+    def _idle_text(self, state: StepState) -> tuple[str, str]:
         if state.status is Status.DONE:
+            last = self.result
+            if last is not None and last.status is Status.DONE and last.data.get("patched") is not None:
+                return "✔ " + last.summary, "$success"  # what this page's Patch did, not "nothing to do"
             return "✔ EPP pod Ready 2/2 with istio-proxy: nothing to do.", "$success"
         if state.status is Status.NOT_STARTED and state.data.get("labelled") is False:
             return "Press Patch to add the label and follow the rollout.", "$text-muted"

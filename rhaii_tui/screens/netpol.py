@@ -82,15 +82,16 @@ class NetpolScreen(ProbingScreen):
 
     DEFAULT_CSS = """
     NetpolScreen {
-        .step-state { text-wrap: nowrap; text-overflow: ellipsis; }  /* the tables below say it in full */
+        .step-state { max-height: 2; }  /* wraps (one line, with an ellipsis, below 110 columns) */
         .step-purpose { max-height: 3; }
         .step-commands CommandList { max-height: 3; }
         .step-body { margin: 0; }
-        #np-actions { height: 1; margin: 0 1 0 0; }
+        #np-actions { height: auto; margin: 0 1 0 0; }
+        #np-buttons { width: auto; height: 1; }
         #np-skip { margin: 0 1 0 0; min-width: 12; }
         #np-apply { margin: 0 1 0 0; min-width: 20; }
         #np-test { margin: 0 1 0 0; min-width: 11; }
-        #np-choice { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
+        #np-choice { width: 1fr; height: auto; }  /* wraps: the hint is read whole */
         #np-criteria { height: 1fr; padding: 1 1 0 1; }
         #np-criteria-cols { height: auto; }
         .np-criteria-col { width: 1fr; height: auto; padding: 0 2 0 0; }
@@ -121,12 +122,13 @@ class NetpolScreen(ProbingScreen):
     # composition ------------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="np-actions"):
-            yield Button("Skip (PoC)", id="np-skip", compact=True,
-                         tooltip="Skip: no NetworkPolicies; remembered for this target (S)")
-            yield Button("Apply (production)", id="np-apply", compact=True,
-                         tooltip="Apply the four NetworkPolicies (A); asks first if a needed path would break")
-            yield Button("Test live", id="np-test", compact=True,
-                         tooltip="Run probe pods on the cluster: who really reaches vLLM :8000 (t)")
+            with Horizontal(id="np-buttons"):
+                yield Button("Skip (PoC)", id="np-skip", compact=True,
+                             tooltip="Skip: no NetworkPolicies; remembered for this target (S)")
+                yield Button("Apply (production)", id="np-apply", compact=True,
+                             tooltip="Apply the four NetworkPolicies (A); asks first if a needed path would break")
+                yield Button("Test live", id="np-test", compact=True,
+                             tooltip="Run probe pods on the cluster: who really reaches vLLM :8000 (t)")
             yield Label(choice_content(None, None), id="np-choice")
         with TabbedContent(id="np-tabs", initial=TAB_CRITERIA):
             with TabPane("Skip or apply?", id=TAB_CRITERIA):

@@ -69,6 +69,9 @@ class OperateScreen(StepScreen):
         #ops-tag { width: 18; }
         .ops-row Button { margin: 0 0 0 1; min-width: 8; }
         .ops-section { margin: 1 0 0 0; }
+        .ops-progress-head { height: 1; margin: 1 0 0 0; }
+        .ops-progress-head .section-title { width: auto; }
+        .ops-progress-head Button { margin: 0 0 0 2; min-width: 8; }
         #ops-log { height: 8; border: round $primary 40%; background: $surface; }
         #ops-migration { margin: 1 0 0 0; padding: 0; }
         #ops-migration .ops-row { margin: 0 0 1 0; }
@@ -109,10 +112,11 @@ class OperateScreen(StepScreen):
                 yield Button("Service", id="ops-teardown-service", compact=True)
                 yield Button(f"Node pool {TPU_POOL_NAME}", id="ops-teardown-node-pool", compact=True)
                 yield Button("Cluster", id="ops-teardown-cluster", compact=True)
-                yield Button("Stop following", id="ops-stop", compact=True, disabled=True)
             yield Label("Replicas", classes="section-title ops-section")
             yield OpsPodTable(id="ops-pods")
-            yield Label("Progress", classes="section-title ops-section")
+            with Horizontal(classes="ops-progress-head"):
+                yield Label("Progress", classes="section-title")
+                yield Button("Stop following", id="ops-stop", compact=True, disabled=True)
             yield Log(id="ops-log", max_lines=400, auto_scroll=True)
             with Collapsible(title="Migrate from a single-model deployment (scale-out guide)", collapsed=True,
                              id="ops-migration"):
@@ -186,7 +190,8 @@ class OperateScreen(StepScreen):
         self.status = st
         self.query_one(OpsStatusPane).show(st)
         self.query_one(OpsPodTable).show(st.raw_pods, time_scale=self._time_scale(),
-                                         prefix=workload_deployment_name(st.service) + "-")
+                                         prefix=workload_deployment_name(st.service) + "-",
+                                         pool_at_zero=st.pool_exists and st.pool_nodes == 0)
         self._update_hint()
         replicas = self.query_one("#ops-replicas", Input)
         if st.replicas_desired:

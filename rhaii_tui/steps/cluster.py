@@ -715,9 +715,52 @@ def _capacity_probe(ctx: StepContext) -> Any:
     return reading
 
 
+# --- an operation's progress, told by time against the guide ----------------------------------
+
+TIME_CAP = 0.95
+"""A bar that follows time stops here until the operation says DONE (never a false 100%)."""
+
+_OP_WORK = {
+    "CREATE_CLUSTER": "creating the control plane",
+    "CREATE_NODE_POOL": "creating the TPU node pool",
+    "SET_NODE_POOL_SIZE": "resizing the TPU node pool",
+    "DELETE_CLUSTER": "deleting the cluster",
+    "DELETE_NODE_POOL": "deleting the node pool",
+}
+
+
+def approx(seconds: float) -> str:
+    """The guide's estimate as it says it: '~5 min', '~15 min', '~40s'."""
+    s = int(seconds)
+    return f"~{s}s" if s < 60 else f"~{round(s / 60)} min"
+
+
+def op_fraction(elapsed: float | None, expected: float, reported: float | None = None,
+                done: bool = False) -> float:
+    """How full an operation's bar is: the guide seconds elapsed against the guide's estimate
+    (GKE reports no progress while it creates a control plane), or what the operation reports
+    when that is further; below `TIME_CAP` until the operation is DONE."""
+    if done:
+        return 1.0
+    by_time = min(TIME_CAP, max(0.0, elapsed) / expected) if elapsed is not None and expected > 0 else 0.0
+    if reported is None:
+        return by_time
+    return max(by_time, min(TIME_CAP, max(0.0, reported)))
+
+
+def overdue_text(op_type: str, status: str, elapsed: float | None, expected: float) -> str:
+    """When an operation runs past the guide's estimate: say so, and why nothing is wrong yet
+    ('' while it is within the estimate, or when it is over)."""
+    if elapsed is None or expected <= 0 or elapsed <= expected or status in ("DONE", ""):
+        return ""
+    work = _OP_WORK.get(op_type, "working on the operation")
+    return (f"longer than the guide's {approx(expected)}: GKE is still {work} "
+            f"(this happens; the operation is {status})")
+
+
 def commands(ctx: StepContext) -> list[str]:
     return guide_step(2).commands(ctx.cfg)
 
 
 __all__ = ["NodeRow", "ClusterPlan", "ClusterProgress", "ClusterResult", "plan", "ensure_cluster", "probe",
-           "tpu_nodes", "commands", "TPU_SELECTOR"]
+           "tpu_nodes", "commands", "TPU_SELECTOR", "op_fraction", "overdue_text", "TIME_CAP"]

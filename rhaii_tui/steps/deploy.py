@@ -34,7 +34,7 @@ from .base import Status, StepState
 from .diagnose import TPU_LABEL, TPU_VALUE, Diagnosis, diagnose_pod
 from .operators import time_scale_of
 from .podlife import (INIT_CONTAINER, MAIN_CONTAINER, MilestoneTracker, PodLife, PodTable, RowDiff,
-                      Stage, as_dict, classify, fmt_duration, pod_key, to_epoch)
+                      Stage, as_dict, classify, fmt_duration, pod_key, split_timestamp, to_epoch)
 
 log = logging.getLogger(__name__)
 
@@ -531,12 +531,15 @@ class DeployWatch:
         buf = self._logs.setdefault((pod, container), deque(maxlen=self._log_tail))
         redact = redactor(self.ctx)
 
-        def lines_cb(lines: list[str]) -> None:
+        def lines_cb(stamped: list[str]) -> None:
             now = time.time()
-            lines = [redact(x) for x in lines]
+            stamped = [redact(x) for x in stamped]
+            lines = [split_timestamp(x)[1] for x in stamped]
             with self._lock:
                 buf.extend(lines)
-                for line in lines:
+                for line in stamped:
+                    # the line's own timestamp dates its milestone (lines read again after a
+                    # reconnect were written long before they arrive); `now` only without one
                     self._diffs.extend(self.table.feed_log(key, line, ts=now))
             if self.on_log is not None:
                 try:
@@ -546,7 +549,8 @@ class DeployWatch:
             self._changed()
 
         follow_logs(self._session.core, self.cfg.namespace, pod, container, lines_cb, self._stop,
-                    on_state=lambda s: self.states.__setitem__(f"logs:{pod}/{container}", s))
+                    on_state=lambda s: self.states.__setitem__(f"logs:{pod}/{container}", s),
+                    keep_timestamps=True)
 
     # what the screen reads ----------------------------------------------------------------------
     def drain_diffs(self) -> list[RowDiff]:

@@ -255,6 +255,16 @@ def probe(ctx: Any) -> StepState:
 # --- the action with its live rollout ------------------------------------------------------------
 
 
+def _done_after_patch(st: StepState, patched: bool, waited: float) -> StepState:
+    """What the action did, in the words of a done rollout: 'patch applied, rollout finished', or
+    that the label was already there (nothing was changed)."""
+    if patched:
+        summary = f"Patch applied; the rollout finished in {fmt_duration(waited)}: {st.summary}"
+    else:
+        summary = f"The label was already set (nothing patched): {st.summary}"
+    return StepState(st.status, summary, detail=st.detail, fix=st.fix, data={**st.data, "patched": patched})
+
+
 def follow_rollout(ctx: Any, on_update: Callable[[list[RowDiff], StepState], None] | None = None, *,
                    timeout: float | None = None, stop: threading.Event | None = None,
                    time_scale: float | None = None, action: Callable[[], Any] | None = None) -> StepState:
@@ -312,12 +322,13 @@ def follow_rollout(ctx: Any, on_update: Callable[[list[RowDiff], StepState], Non
     watcher = ListWatcher(session.core.list_namespaced_pod, namespace=cfg.namespace,
                           label_selector=epp_selector(cfg), on_event=on_event_first, name="epp-rollout").start()
     started = time.monotonic()
+    patched: bool | None = None  # the action's answer: True patched, False the label was already there
     deadline = started + timeout
     try:
         if action is not None:
             listed.wait(min(10.0, timeout))
             try:
-                action()
+                patched = bool(action())
                 latest["dep"] = session.get("apps/v1", "Deployment", deployment_name(cfg), cfg.namespace)
             except CloudError as e:
                 return StepState(Status.FAILED, e.message, fix=e.fix, data={"error_kind": e.kind})
@@ -325,6 +336,8 @@ def follow_rollout(ctx: Any, on_update: Callable[[list[RowDiff], StepState], Non
                 latest["state"] = assess(cfg, latest["dep"], table.pods(), time_scale=ts_)
         while True:
             st = latest["state"]
+            if st is not None and st.status is Status.DONE and patched is not None:
+                return _done_after_patch(st, patched, (time.monotonic() - started) * ts_)
             if st is not None and st.status in (Status.DONE, Status.FAILED):
                 return st
             if stop is not None and stop.is_set():

@@ -61,7 +61,7 @@ from ..config import (
 )
 from .base import Status, StepState
 from .operators import time_scale_of
-from .podlife import classify, fmt_duration
+from .podlife import Stage, classify, fmt_duration
 
 log = logging.getLogger(__name__)
 
@@ -287,6 +287,7 @@ class OpsStatus:
     pods: list[PodRow] = field(default_factory=list)
     raw_pods: list[dict] = field(default_factory=list, repr=False)   # the live pod objects (for a pod table)
     scaled_to_zero_from: int | None = None
+    cluster_created: str = ""               # the cluster's createTime (which cluster a remembered size is for)
     previous_image: str | None = None
     problem: str = ""
     fix: str = ""
@@ -329,9 +330,12 @@ class OpsStatus:
             return cost_per_day(int(n or 1), price)
         return self.cost_now
 
+    configured_replicas: int | None = None  # the wizard's replicas setting (when nothing is remembered)
+
     @property
     def resume_size(self) -> int:
-        return int(self.scaled_to_zero_from or self.replicas_desired or 1)
+        """The size the pool had when this deployment was scaled to zero; without one, the replicas."""
+        return int(self.scaled_to_zero_from or self.replicas_desired or self.configured_replicas or 1)
 
     @property
     def state(self) -> StepState:
@@ -394,6 +398,16 @@ class OpsStatus:
         }
 
 
+POOL_AT_ZERO = "no TPU node: pool at 0"
+
+
+def _zero_is_ours(zero: Mapping[str, Any], cfg: DeployConfig, info: Any) -> bool:
+    """A remembered scale-to-zero size counts only for this cluster (the same createTime: not a
+    cluster of the same name created since, nor another emulator world) and this deployment."""
+    return (zero.get("cluster_created") == (getattr(info, "create_time", "") or "")
+            and zero.get("namespace") == cfg.namespace and zero.get("service") == cfg.service)
+
+
 def workload_selector(cfg: DeployConfig) -> str:
     return m.label_selector(m.workload_labels(cfg.service))
 
@@ -409,6 +423,7 @@ def read_status(ctx: Any, *, with_operation: bool = True) -> OpsStatus:
     cfg = ctx.cfg
     saved = ctx.saved() or {}
     st = OpsStatus(cfg.project, cfg.zone, cfg.cluster, cfg.namespace, cfg.service, float(cfg.price_per_node_hour))
+    st.configured_replicas = int(cfg.replicas or 0) or None
     zero = saved.get(K_ZERO) or {}
     history = [i for i in saved.get(K_IMAGES) or [] if isinstance(i, str)]
     try:
@@ -416,6 +431,7 @@ def read_status(ctx: Any, *, with_operation: bool = True) -> OpsStatus:
         if info is None:
             return st
         st.cluster_status = info.status
+        st.cluster_created = info.create_time or ""
         pool = info.pool(TPU_POOL_NAME)
         st.pool_exists = pool is not None
         st.pool_status = pool.status if pool else None
@@ -448,17 +464,22 @@ def read_status(ctx: Any, *, with_operation: bool = True) -> OpsStatus:
         st.prefix_caching = has_prefix_caching(isvc)
     ts_ = time_scale_of(ctx)
     now = time.time()
+    pool_at_zero = st.pool_exists and st.pool_nodes == 0
     for p in sorted(pods, key=_name):
         if _terminating(p):
             continue
         life = classify(p, now=now, time_scale=ts_)
         img = pod_image(p) or ""
         st.images_running[img] = st.images_running.get(img, 0) + 1
+        in_stage, severity = ("-", "ok") if life.is_ready else (life.in_stage_text, life.severity)
+        if life.stage is Stage.PENDING and pool_at_zero:
+            # not late: there is no TPU node to wait for until the pool is resumed
+            in_stage, severity = POOL_AT_ZERO, "ok"
         st.pods.append(PodRow(life.name, life.stage.value, life.is_ready, life.node or "", img, life.restarts,
-                              life.in_stage_text, life.severity))
+                              in_stage, severity))
         st.raw_pods.append(p)
     st.replicas_ready = sum(1 for p in st.pods if p.ready)
-    if zero.get("from"):
+    if zero.get("from") and _zero_is_ours(zero, cfg, info):
         st.scaled_to_zero_from = int(zero["from"])
     prev = [i for i in history if i != st.image]
     st.previous_image = prev[-1] if prev else None
@@ -871,7 +892,8 @@ def scale_to_zero(ctx: Any, *, on_event: Callable[[OpEvent], None] | None = None
             return OpResult("scale-to-zero", True, f"Already at zero TPU nodes; ≈ ${after:,.2f}/day "
                             "(cluster overhead).", changed=False, cost_per_day=after)
         size = max(st.pool_nodes, st.replicas_desired or 0)
-        ctx.record(**{K_ZERO: {"from": size, "at": time.time()}})
+        ctx.record(**{K_ZERO: {"from": size, "at": time.time(), "cluster_created": st.cluster_created,
+                               "namespace": st.namespace, "service": st.service}})
         run.say("check", f"Remembering the size ({size} TPU nodes) to resume later.")
         run.resize_pool(0)
         run.wait_nodes(0)

@@ -700,6 +700,7 @@ def install(ctx: Any, installer_dir: str | None = None, on_line: Callable[[str],
             env["KUBECONFIG"] = kubeconfig
             say(f"Installing into {cfg.cluster} ({cfg.zone}, project {cfg.project}) only.")
     say(f"$ {' '.join(op.command)}  (in {op.cwd or '.'})")
+    started = time.monotonic()
     try:
         code = run_streaming(op.command, say, cwd=op.cwd, env=env, stop=stop)
     finally:
@@ -708,11 +709,15 @@ def install(ctx: Any, installer_dir: str | None = None, on_line: Callable[[str],
                 os.unlink(kubeconfig)
             except OSError:
                 pass
+    took = fmt_duration(time.monotonic() - started)
     if code == 0:
+        say(f"installer finished: exit 0 after {took}")
         msg = "The installer finished; waiting for the operators to become ready."
     elif code == -1:
+        say(f"installer stopped after {took}")
         msg = "The installer was stopped."
     else:
+        say(f"installer failed: exit {code} after {took}")
         msg = f"The installer exited with code {code}; its output above says why."
     say(msg)
     return InstallResult(True, msg, exit_code=code, command=list(op.command))

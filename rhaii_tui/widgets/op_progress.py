@@ -4,7 +4,13 @@ the time elapsed against the guide's expected time, and a short note.
     bar = PhaseProgress("Control plane", expected=300, id="phase-cluster")
     bar.start(elapsed=12.0, note="Creating the control plane")   # running; elapsed ticks on
     bar.advance(fraction=0.4, elapsed=130.0, note="...")          # a report from the follower
+    bar.follow_operation(op_info, elapsed=130.0, note="...")      # a GKE operation: the bar follows time
     bar.finish("done")  /  bar.finish("failed", note=...)  /  bar.reset()
+
+An operation's bar follows the guide time elapsed against the guide's estimate (GKE reports no
+progress while it creates a control plane), capped below 100% until the operation is DONE; past
+the estimate a line under the bar says so and why ("longer than the guide's ~5 min: GKE is still
+creating the control plane (this happens; the operation is RUNNING)").
 
 Times are guide time (wall seconds x the profile's time_scale), so the simulated cloud's
 fast-forward reads the same as the guide. Between reports the elapsed time ticks on locally
@@ -14,9 +20,10 @@ once a second.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import Label, ProgressBar
 
@@ -50,12 +57,15 @@ def fmt_expected(seconds: float) -> str:
     return f"~{s / 3600:.1f} h"
 
 
-class PhaseProgress(Horizontal):
+class PhaseProgress(Vertical):
     """A labelled progress bar with elapsed vs expected."""
 
     DEFAULT_CSS = """
     PhaseProgress {
-        height: 1;
+        height: auto;
+        .phase-row { height: 1; }
+        .phase-why { display: none; height: auto; color: $warning; padding: 0 0 0 2; }
+        .phase-why.-shown { display: block; }
         .phase-mark { width: 2; }
         .phase-label { width: 16; text-style: bold; }
         ProgressBar { width: 30; }
@@ -78,13 +88,20 @@ class PhaseProgress(Horizontal):
         self._elapsed: float | None = None  # guide seconds at the last report
         self._reported_at = 0.0  # monotonic time of the last report
         self._ticker = None
+        # a GKE operation followed by time (follow_operation): what it reports, its type and status
+        self.follows_time = False
+        self.reported: float | None = None
+        self.op_type = ""
+        self.op_status = ""
 
     def compose(self) -> ComposeResult:
-        yield Label(self._mark(), classes="phase-mark")
-        yield Label(self.label, classes="phase-label")
-        yield ProgressBar(total=100, show_eta=False, show_percentage=True)
-        yield Label("", classes="phase-time")
-        yield Label("", classes="phase-note", markup=False)
+        with Horizontal(classes="phase-row"):
+            yield Label(self._mark(), classes="phase-mark")
+            yield Label(self.label, classes="phase-label")
+            yield ProgressBar(total=100, show_eta=False, show_percentage=True)
+            yield Label("", classes="phase-time")
+            yield Label("", classes="phase-note", markup=False)
+        yield Label("", classes="phase-why", markup=False)
 
     def on_mount(self) -> None:
         self._ticker = self.set_interval(1.0, self._tick, pause=True)
@@ -97,7 +114,16 @@ class PhaseProgress(Horizontal):
     # reporting -----------------------------------------------------------------------------------
     def reset(self, note: str = "") -> None:
         self.state, self.fraction, self.note, self._elapsed = "waiting", 0.0, note, None
+        self.follows_time, self.reported, self.op_type, self.op_status = False, None, "", ""
         self._render_state()
+
+    def follow_operation(self, op: Any, elapsed: float, note: str, *, expected: float | None = None) -> None:
+        """A report on a running GKE operation (`cloud.gke.OperationInfo`): the bar follows the guide
+        time against the estimate (what the operation reports, when further), below 100% until DONE."""
+        self.follows_time = True
+        self.reported = op.fraction
+        self.op_type, self.op_status = op.op_type, op.status
+        self.advance(None, elapsed, note, expected=expected)
 
     def start(self, elapsed: float | None = None, note: str = "") -> None:
         self.advance(self.fraction, elapsed, note)
@@ -144,11 +170,28 @@ class PhaseProgress(Horizontal):
         if self.state == "running" and self.is_attached:
             self._render_time()
 
+    def why_text(self) -> str:
+        """Past the guide's estimate, while the operation runs: that it is longer, and why."""
+        if not (self.follows_time and self.state == "running"):
+            return ""
+        from ..steps.cluster import overdue_text
+
+        return overdue_text(self.op_type, self.op_status, self.elapsed_now(), self.expected)
+
     def _render_time(self) -> None:
         label = self.query_one(".phase-time", Label)
         label.update(self.time_text())
         elapsed = self.elapsed_now()
         label.set_class(self.state == "running" and elapsed is not None and elapsed > self.expected, "-overdue")
+        if self.follows_time and self.state == "running":
+            from ..steps.cluster import op_fraction
+
+            self.fraction = op_fraction(elapsed, self.expected, self.reported)
+            self.query_one(ProgressBar).update(progress=round(self.fraction * 100, 1))
+        why = self.why_text()
+        line = self.query_one(".phase-why", Label)
+        line.update(why)
+        line.set_class(bool(why), "-shown")
 
     def _render_state(self) -> None:
         if not self.is_mounted:

@@ -82,8 +82,10 @@ class OperatorStatusTable(KeyedTable):
                 self.upsert(r.key, {"component": SHORT_NAMES.get(r.key, r.label), "state": r.state,
                                     "pods": r.ready_text, "age": r.age_text, "detail": detail})
             for c in view.crds:
+                # the component column names the kind already: the API group says the rest, and fits
+                group = c.name.split(".", 1)[1] if c.name and "." in c.name else c.name
                 self.upsert(crd_row_key(c.key), {"component": c.key, "state": c.state, "pods": "CRD",
-                                                 "age": "", "detail": c.name or "not present"})
+                                                 "age": "", "detail": group or "not present"})
 
 
 __all__ = ["OperatorStatusTable", "STATE_LOOK", "crd_row_key"]

@@ -17,8 +17,8 @@ DataTable's own invalidation.
 
 `PodTableWidget(KeyedTable)`: the step-5 lifecycle table. One row per workload pod (labelled r1,
 r2, ... in creation order) and the EPP pod: the guide's stage (coloured by severity: amber past the
-guide's range, red far past it or in a failure state), ready containers, restarts, time in the
-current stage vs the guide's expected range, age, node, last milestone, pod name.
+guide's range, red far past it or in a failure state), restarts, time in the current stage vs the
+guide's expected range, last milestone, ready containers, age, node, pod name.
 
 Cell values are `Content` (never parsed as markup, so pod names and log text are safe).
 """
@@ -296,14 +296,15 @@ class PodTableWidget(KeyedTable):
     """The step-5 pod lifecycle table (rows keyed 'namespace/name')."""
 
     COLUMNS = (
+        # what tells the pod's progress first (it fits a 120-column terminal); the rest scrolls
         ("label", "#", 3),
         ("stage", "Stage", 20),
-        ("ready", "Ready", 5),
         ("restarts", "Rst", 3),
         ("in_stage", "In stage (guide)", 16),
+        ("milestone", "Last milestone", 29),
+        ("ready", "Ready", 5),
         ("age", "Age", 6),
         ("node", "Node", 7),
-        ("milestone", "Last milestone", 29),
         ("name", "Pod", 44),
     )
     SORTED = True

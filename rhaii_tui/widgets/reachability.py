@@ -27,6 +27,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import DataTable, Static
+from textual.widgets.data_table import ColumnKey
 
 from .pod_table import KeyedTable, Shown
 
@@ -116,6 +117,19 @@ def decided_by(row: Any) -> str:
     if str(getattr(row, "reason", "")).startswith("not enforced"):
         return "not enforced"
     return ", ".join(row.policies) if row.policies else "no policy (open)"
+
+
+def fit_names(text: str, width: int) -> str:
+    """'a, b, c' in `width` columns: as many names as fit, then how many more ('a, b +1'), never a
+    name cut in the middle (the highlighted row's explanation lists them all)."""
+    if width <= 0 or len(text) <= width:
+        return text
+    names = text.split(", ")
+    for n in range(len(names) - 1, 0, -1):
+        shown = ", ".join(names[:n]) + f" +{len(names) - n}"
+        if len(shown) <= width:
+            return shown
+    return f"{names[0][:max(1, width - 4)]}… +{len(names) - 1}" if len(names) > 1 else text
 
 
 def row_explanation(row: Any, observed: Any = None) -> Content:
@@ -243,8 +257,23 @@ class ReachabilityTable(KeyedTable):
             "who": (" " + str(model.get("who", "")), ""),
             "result": (str(model.get("result", "")), str(model.get("result_style", ""))),
             "seen": (str(model.get("seen", "")), str(model.get("seen_style", ""))),
-            "by": (str(model.get("by", "")), "$text-muted"),
+            "by": (fit_names(str(model.get("by", "")), self._by_width()), "$text-muted"),
         } if row is not None else {c: ("", "") for c in self.column_keys}
+
+    def _by_width(self) -> int:
+        column = self.columns.get(ColumnKey("by"))
+        return int(column.width) if column is not None else 0
+
+    def _fit_fill_column(self) -> None:
+        before = self._by_width()
+        super()._fit_fill_column()
+        if self._by_width() != before:  # the policies shown per row follow the column's width
+            for key, model in self._model.items():
+                old = self._shown[key]
+                for c, v in self.shown_cells(key, model).items():
+                    if old.get(c) != v:
+                        old[c] = v
+                        self.update_cell(key, c, self._content(v))
 
     def show(self, rows: Sequence[Any], cfg: Any, observed: Mapping[str, Any] | None = None) -> None:
         """Show `rows` (cloud.netpol.Row), with what probe pods `observed` (row key -> Observation)
