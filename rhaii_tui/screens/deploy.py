@@ -232,7 +232,8 @@ class DeployScreen(WatchingScreen):
         return DeployLive(ctx, on_change=self.mark_dirty, on_log=on_log).start()
 
     def show_watch_state(self, text: str, style: str = "$text-muted") -> None:
-        self.query_one("#dp-watch", Label).update(Content.styled(text, style))
+        if self.shown_watch_state((text, style)):  # unchanged: no update (a label update re-lays out the page)
+            self.query_one("#dp-watch", Label).update(Content.styled(text, style))
 
     def _assign_labels(self, live: DeployLive, diffs: list[Any]) -> None:
         """r1, r2, ... by creation (lowest free number), EPP for the scheduler pod."""

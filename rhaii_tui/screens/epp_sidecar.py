@@ -52,12 +52,24 @@ def error_state(e: BaseException, what: str) -> StepState:
 # --------------------------------------------------------------------------------------------
 
 
+def _same_result(a: Any, b: Any) -> bool:
+    try:
+        return a is not None and bool(a == b)
+    except Exception:  # noqa: BLE001 - not comparable: treat as new
+        return False
+
+
 class ProbingScreen(StepScreen):
     """A page that reads the cluster in a worker when shown, every POLL_SECONDS while on show, on
     `r`, and after its action; an action in progress (`begin_action`/`end_action`) makes probes
     that started earlier stale."""
 
     POLL_SECONDS = 5.0
+    QUIET_POLL_EVERY = 3
+    """After two probes that read nothing new, only every 3rd poll reads the cluster (15 s)."""
+    _shown: tuple[int, Any] = (-1, None)  # (seq, result) of the last probe shown
+    _quiet_probes = 0
+    _poll_ticks = 0
 
     class Probed(Message):
         bubble = False
@@ -103,10 +115,14 @@ class ProbingScreen(StepScreen):
             self.reprobe()
 
     def step_entered(self) -> None:
+        self._quiet_probes = 0
         self.reprobe()
 
     def _poll(self) -> None:
         if self.is_current and not self._probing and not self.busy:
+            self._poll_ticks += 1
+            if self._quiet_probes >= 2 and self._poll_ticks % self.QUIET_POLL_EVERY:
+                return  # the cluster has been quiet: read it less often (a change resets this)
             self.reprobe()
 
     def action_refresh(self) -> None:
@@ -137,7 +153,11 @@ class ProbingScreen(StepScreen):
         if message.seq != self._seq or self.busy:
             return
         self.probes += 1
-        self.show_probe(message.result)
+        same = self._shown[0] == message.seq and _same_result(self._shown[1], message.result)
+        self._shown = (message.seq, message.result)
+        self._quiet_probes = self._quiet_probes + 1 if same else 0
+        if not same:  # nothing new: no re-render (a re-render re-lays out the page)
+            self.show_probe(message.result)
 
     def begin_action(self) -> Any:
         """The context for an action, or None (with a message) when not connected or busy."""
@@ -316,7 +336,8 @@ class EppSidecarScreen(ProbingScreen):
         return Content.assemble(*parts)
 
     def on_mount(self) -> None:  # Textual calls each class's on_mount: no super() here
-        self.set_interval(1 / self.RENDER_HZ, self._drain, name="epp-drain")
+        # drains only while a rollout is followed (nothing else fills it): asleep otherwise
+        self._drain_timer = self.set_interval(1 / self.RENDER_HZ, self._drain, name="epp-drain", pause=True)
 
     def on_unmount(self) -> None:
         self._stop.set()
@@ -401,6 +422,7 @@ class EppSidecarScreen(ProbingScreen):
             return
         self._stop = threading.Event()
         self._follow_started = time.monotonic()
+        self._drain_timer.resume()
         self._last_summary = ""
         self.result = None
         self.query_one("#epp-patch", Button).disabled = True
@@ -443,6 +465,7 @@ class EppSidecarScreen(ProbingScreen):
 
     def _rollout_done(self, result: StepState, stopped: bool) -> None:
         self._drain()  # the last diffs first
+        self._drain_timer.pause()
         self.result = result
         self._follow_started = None
         self.query_one("#epp-patch", Button).disabled = False

@@ -149,8 +149,13 @@ class OperateScreen(StepScreen):
         if self._timer is None:
             self._timer = self.set_interval(self.REFRESH_SECONDS, self._tick)
 
+    IDLE_REFRESH_SECONDS = 15.0
+    """With no operation running, the status is read this often (as the sidebar's re-probe); every
+    REFRESH_SECONDS while one runs."""
+
     def _tick(self) -> None:
-        if self.is_current or self.busy:
+        if self.busy or (self.is_current
+                         and time.monotonic() - self._last_refresh >= self.IDLE_REFRESH_SECONDS - 0.5):
             self.refresh_status()
 
     def refresh_status(self) -> None:

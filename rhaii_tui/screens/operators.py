@@ -31,6 +31,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.content import Content
+from textual.message import Message
 from textual.widgets import Button, Input, Label
 
 from ..steps import operators as ops
@@ -58,6 +59,10 @@ def watch_state_summary(states: dict[str, str]) -> tuple[str, str]:
     more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""
     style = "bold $error" if state.startswith("credentials") else "bold $warning"
     return f"◌ {name}: {state}{more}", style
+
+
+class LiveChanged(Message, bubble=False):
+    """A watch cache changed (posted from the watch threads to wake the page's render timer)."""
 
 
 class WatchingScreen(StepScreen):
@@ -90,10 +95,19 @@ class WatchingScreen(StepScreen):
     def show_watch_state(self, text: str, style: str = "$text-muted") -> None:
         """Show the watches' state (UI thread)."""
 
+    def shown_watch_state(self, value: Any) -> bool:
+        """Remember `value` as the watch state on show; True when it differs from the last one."""
+        if getattr(self, "_watch_state_shown", None) == value:
+            return False
+        self._watch_state_shown = value
+        return True
+
     # plumbing ----------------------------------------------------------------------------------------
     def on_mount(self) -> None:
         self.watch(self.app, "profile", self._profile_changed, init=False)
-        self.set_interval(1 / self.RENDER_HZ, self._render_if_dirty, name="live-render")
+        # the render timer sleeps while nothing changed (mark_dirty wakes it); the tick runs on the page on show
+        self._render_timer = self.set_interval(1 / self.RENDER_HZ, self._render_if_dirty, name="live-render",
+                                               pause=True)
         self.set_interval(self.TICK_SECONDS, self._tick, name="live-tick")
 
     def on_unmount(self) -> None:
@@ -124,6 +138,7 @@ class WatchingScreen(StepScreen):
 
     def step_entered(self) -> None:
         self.ensure_watch()
+        self._tick()  # catch up at once: a hidden page skipped its ticks
 
     def config_changed(self, cfg: Any) -> None:
         self.restart_watch()
@@ -132,8 +147,16 @@ class WatchingScreen(StepScreen):
         self.restart_watch()
 
     def mark_dirty(self, *_args: Any) -> None:
-        """Something changed in the watch cache (any thread)."""
-        self._dirty.set()
+        """Something changed in the watch cache (any thread): wake the render timer (post_message is
+        thread-safe; one wake per quiet-to-dirty change)."""
+        if not self._dirty.is_set():
+            self._dirty.set()
+            self.post_message(LiveChanged())
+
+    def on_live_changed(self, _message: LiveChanged) -> None:
+        timer = getattr(self, "_render_timer", None)
+        if timer is not None:
+            timer.resume()
 
     @property
     def live(self) -> Any:
@@ -208,12 +231,15 @@ class WatchingScreen(StepScreen):
 
     def _render_if_dirty(self) -> None:
         if self._live is None or not self._dirty.is_set():
+            self._render_timer.pause()  # nothing changed: sleep until mark_dirty
             return
         self._dirty.clear()
         self.render_live(self._live, tick=False)
 
     def _tick(self) -> None:
-        if self._live is not None:
+        """Once a second: the time-dependent cells (ages, timed stages) of the page on show; a hidden
+        page does nothing (entering it renders at once: step_entered)."""
+        if self._live is not None and self.is_current:
             self._dirty.clear()
             self.render_live(self._live, tick=True)
 
@@ -309,7 +335,8 @@ class OperatorsScreen(WatchingScreen):
                                  crd_interval=self.CRD_INTERVAL).start()
 
     def show_watch_state(self, text: str, style: str = "$text-muted") -> None:
-        self.query_one("#op-watch", Label).update(Content.styled(text, style))
+        if self.shown_watch_state((text, style)):  # unchanged: no update (a label update re-lays out the page)
+            self.query_one("#op-watch", Label).update(Content.styled(text, style))
 
     def render_live(self, live: Any, tick: bool) -> None:
         view = live.view()

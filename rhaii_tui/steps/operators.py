@@ -533,7 +533,23 @@ class OperatorWatch:
             pods.extend(w.snapshot().values())
         if self._watchers:
             gateways = list(self._watchers[-1].snapshot().values())
+        dicts = self._as_dicts(pods + gateways)
+        pods, gateways = dicts[:len(pods)], dicts[len(pods):]
         return build_view(pods, self._crds, gateways, now=now, time_scale=time_scale_of(self.ctx))
+
+    def _as_dicts(self, objs: list[Any]) -> list[dict]:
+        """as_dict of each object, serialized once per object: a watch replaces an object when it
+        changes (never edits it), so the once-a-second view of a quiet cluster costs no serialization."""
+        cache = getattr(self, "_dict_cache", {})
+        fresh: dict[int, tuple[Any, dict]] = {}
+        out = []
+        for o in objs:
+            hit = cache.get(id(o))
+            d = hit[1] if hit is not None and hit[0] is o else as_dict(o)
+            fresh[id(o)] = (o, d)
+            out.append(d)
+        self._dict_cache = fresh
+        return out
 
 
 # --- the install action ------------------------------------------------------------------------
