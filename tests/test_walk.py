@@ -149,6 +149,10 @@ async def confirm(pilot) -> None:
     modal = app.screen
     field = modal.query_one("#confirm-input", Input)
     await until(pilot, lambda: app.focused is field, timeout=10, what="the confirmation's field focused")
+    await pilot.pause()
+    shown = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+    for needle in (f"Type {modal.confirm_word} to confirm:", "Cancel", modal.confirm_label):
+        assert needle in shown, f"{needle!r} is not on the terminal:\n{shown}"
     await pilot.press(*modal.confirm_word)
     await pilot.press("enter")
     await until(pilot, lambda: app.screen is not modal, timeout=10, what="the confirmation to close")
