@@ -26,6 +26,7 @@ from rhaii_tui.app import RhaiiApp
 from rhaii_tui.config import DeployConfig, StateStore
 from rhaii_tui.screens.operators import OperatorsScreen
 from rhaii_tui.screens.deploy import DeployScreen
+from rhaii_tui.screens.operate import OperateScreen
 from rhaii_tui.screens.resume import ResumeScreen
 from rhaii_tui.widgets.confirm_cost import ConfirmCost
 from rhaii_tui.widgets.marks import MARKS, status_of
@@ -54,6 +55,7 @@ def walk_env(tmp_path, monkeypatch):
     monkeypatch.setattr(OperatorsScreen, "CRD_INTERVAL", 0.2)
     monkeypatch.setattr(OperatorsScreen, "RETRY_SECONDS", 0.3)
     monkeypatch.setattr(DeployScreen, "RETRY_SECONDS", 0.3)
+    monkeypatch.setattr(OperateScreen, "REFRESH_SECONDS", 0.5)
 
 
 # --- what the CLI and the sidebar say --------------------------------------------------------------
@@ -284,7 +286,7 @@ async def test_walk_from_an_empty_project_to_teardown_the_sidebar_agrees_with_st
                 ("#ops-zero", "scale to zero", lambda st: st.replicas_ready == 0 and st.pool_nodes == 0),
                 ("#ops-resume", "resume", lambda st: st.replicas_ready == 3),
                 ("#ops-teardown-service", "the service's teardown", lambda st: True)):
-            before = page.result
+            before, began = page.result, time.monotonic()
             await click(pilot, button)
             await confirm(pilot)
             await until(pilot, lambda: page.result is not before and not page.busy, timeout=STEP, what=what)
@@ -292,5 +294,6 @@ async def test_walk_from_an_empty_project_to_teardown_the_sidebar_agrees_with_st
             await until(pilot, lambda: page.status is not None and settled(page.status), timeout=STEP,
                         what=f"Operate's status after {what}")
             await agree(pilot, world, what)
+            print(f"  {what} took {time.monotonic() - began:.1f} s")
         assert status(app, 5) == "not_started" and status(app, 2) == "done"
         print(f"walk: done at {size} in {time.monotonic() - started:.1f} s")
