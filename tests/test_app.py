@@ -532,6 +532,31 @@ async def test_confirm_cost_needs_the_typed_word():
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("cost", [376.8, None])
+async def test_confirm_cost_keeps_its_field_and_buttons_on_an_80x24_terminal(cost):
+    """A long list (the service's teardown names a dozen lines) scrolls inside the dialog: what to
+    type, the field and the buttons stay on the terminal."""
+    app = RhaiiApp(make_cfg())
+    lines = [f"line {i}: something that will be deleted, long enough to wrap on a narrow terminal" for i in range(14)]
+    answers: list[bool] = []
+    async with running(app, size=(80, 24)) as pilot:
+        screen = ConfirmCost("Tear down", lines, cost, "c1", confirm_label="Delete", destructive=True)
+        app.push_screen(screen, callback=answers.append)
+        await pilot.pause()
+        await pilot.pause()
+        shown = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+        assert "Type c1 to confirm:" in shown and "type it here" in shown, shown
+        assert "Cancel" in shown and "Delete" in shown, shown
+        assert "line 0:" in shown  # the list starts at its top; the rest scrolls
+        assert screen.query_one("#confirm-scroll").max_scroll_y > 0  # the rest scrolls
+        await pilot.press("c", "1")
+        await pilot.pause()
+        assert await pilot.click("#confirm")
+        await pilot.pause()
+        assert answers == [True]
+
+
+@pytest.mark.asyncio
 async def test_confirm_cost_from_a_worker_with_push_screen_wait():
     app = RhaiiApp(make_cfg())
     result: list[bool] = []

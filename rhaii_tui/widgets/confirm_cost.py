@@ -18,7 +18,7 @@ from typing import Iterable
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from .modal import WizardModal
 from textual.widgets import Button, Input, Label, Static
@@ -53,7 +53,8 @@ class ConfirmCost(WizardModal[bool]):
         }
         &.-destructive #confirm-box { border: thick $error; }
         #confirm-what { color: $text-muted; }
-        #confirm-lines { height: auto; margin: 0 0 1 0; }
+        #confirm-scroll { height: auto; margin: 0 0 1 0; scrollbar-size-vertical: 1; }
+        #confirm-lines { height: auto; }
         #confirm-cost { margin: 0 0 1 0; }
         #confirm-prompt { margin: 0 0 0 0; }
         #confirm-input { margin: 0 0 1 0; }
@@ -80,7 +81,8 @@ class ConfirmCost(WizardModal[bool]):
         with Vertical(id="confirm-box") as box:
             box.border_title = self.confirm_title
             yield Label(self.what, id="confirm-what")
-            yield Static(Content("\n".join(f"• {line}" for line in self.lines)), id="confirm-lines")
+            with VerticalScroll(id="confirm-scroll", can_focus=False):
+                yield Static(Content("\n".join(f"• {line}" for line in self.lines)), id="confirm-lines")
             if self.cost_per_day is not None:
                 yield Static(cost_text(self.cost_per_day), id="confirm-cost")
             yield Label(Content.assemble("Type ", (self.confirm_word, "bold"), " to confirm:"),
@@ -92,7 +94,20 @@ class ConfirmCost(WizardModal[bool]):
                              variant="error" if self.destructive else "warning")
 
     def on_mount(self) -> None:
+        self._fit()
         self.query_one("#confirm-input", Input).focus()
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    # rows around the list: border 2, padding 2, heading 1, list margin 1, prompt 1, field 2, buttons 1
+    # (+ the cost line and its margin)
+    _ROWS_AROUND = 10
+
+    def _fit(self) -> None:
+        """A long list scrolls inside the box so the field and the buttons stay on a short terminal."""
+        around = self._ROWS_AROUND + (2 if self.cost_per_day is not None else 0)
+        self.query_one("#confirm-scroll").styles.max_height = max(2, self.size.height - around)
 
     @property
     def matches(self) -> bool:
