@@ -289,3 +289,30 @@ def _ops_show(ctx, out, which: str, args: argparse.Namespace) -> int:
         for i in items:
             out.line(f"{i.item.number}. [{i.state}] {i.item.title}: {i.evidence}")
     return EXIT_OK
+
+
+# the transcript (rhaii_tui/transcript.py): every change the wizard made to this target
+def _transcript_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
+
+
+@command("transcript", "every change the wizard made to this target, with the equivalent gcloud/kubectl "
+         "commands", _transcript_args)
+def transcript(args: argparse.Namespace, cfg) -> int:
+    import json
+
+    from .config import StateStore
+    from .transcript import format_entry, read_entries, transcript_path
+
+    path = transcript_path(StateStore().root, cfg.project, cfg.zone, cfg.cluster)
+    entries = read_entries(path)
+    if args.json:
+        print(json.dumps({"target": {"project": cfg.project, "zone": cfg.zone, "cluster": cfg.cluster},
+                          "file": str(path), "entries": entries}, indent=2))
+        return EXIT_OK
+    if not entries:
+        print(f"No change recorded yet for {cfg.cluster} in {cfg.project}/{cfg.zone} ({path}).")
+        return EXIT_OK
+    for e in entries:
+        print(format_entry(e))
+    return EXIT_OK

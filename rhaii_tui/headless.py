@@ -516,6 +516,7 @@ def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lea
             out.line(f"step {n} {e.title}: {st.summary} -> running", n)
             actions[n] = "ran"
             t0 = time.monotonic()
+            ctx.step = e.label  # the transcript names the step each change belongs to
             result = e.apply(ctx, lambda text, n=n: out.line(text, n), opts)
             reprobe = True
             final[n] = result

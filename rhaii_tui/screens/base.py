@@ -142,6 +142,8 @@ class StepScreen(Vertical):
         ctx = self.ctx
         if ctx is None:
             self.notify(not_connected, title="Not connected", severity="error", markup=False)
+        else:  # the transcript names the page each change comes from
+            ctx.step = f"{self.number}. {self.page.heading}"
         return ctx
 
     def set_state(self, state: StepStateLike) -> None:
