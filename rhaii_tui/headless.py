@@ -583,6 +583,10 @@ def run_verify_command(ctx: Any, out: Output, *, throughput: bool = False, durat
     code = EXIT_OK if run.passed else EXIT_FAIL
     written: list[str] = []
     if report_base:
+        from .report import redact
+        from .runreport import deployment_report
+
+        data.update(redact(deployment_report(ctx, run), secret_values(ctx)))  # the whole deployment
         try:
             written = [str(p) for p in write_report(report_base, data, secrets=secret_values(ctx))]
         except ReportError as e:

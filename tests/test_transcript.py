@@ -117,3 +117,30 @@ def test_a_full_apply_is_recorded_and_printed_without_any_secret(make_sim_world,
 
     code, out, err = run(capsys, world, "transcript")
     assert code == 0 and create in out and "kubectl create namespace" in out
+
+
+def test_verify_report_covers_the_whole_deployment(make_sim_world, capsys, tmp_path, monkeypatch):
+    """`verify --report BASE`: 11 steps with times from the cloud, the versions, the cost, the
+    transcript of the changes made (here a scale made before the report)."""
+    world = make_sim_world("deployed", speed=2000)
+    code, out, err = run(capsys, world, "ops", "scale", "--replicas", "4", "--yes")
+    assert code == 0, out + err
+    base = tmp_path / "reports" / "poc"
+    code, out, err = run(capsys, world, "verify", "--report", str(base))
+    assert code in (0, 1), err
+    data = json.loads((tmp_path / "reports" / "poc.json").read_text())
+    steps = data["timeline"]
+    assert [s["number"] for s in steps] == list(range(1, 12))
+    assert all({"number", "title", "status", "started_at", "finished_at", "duration_s"} <= set(s) for s in steps)
+    two = steps[1]   # the cluster and pool: from their GKE operations
+    assert two["status"] == "done" and two["started_at"] and two["finished_at"] and two["duration_s"] is not None
+    five = steps[4]  # the service: its creation and its Ready condition
+    assert five["started_at"] and five["finished_at"]
+    assert steps[8]["started_at"]  # step 9: this run
+    v = data["versions"]
+    assert v["gke_master"] and v["gke_node"] and v["model"] and v["vllm_image"]
+    assert {"kserve", "istio"} <= set(v)
+    assert data["cost"]["spent_usd"] > 0 and data["cost"]["since"]
+    assert any("--num-nodes 4" in e["command"] for e in data["transcript"])
+    md = (tmp_path / "reports" / "poc.md").read_text()
+    assert "## The deployment, step by step" in md and "gcloud container clusters resize" in md
