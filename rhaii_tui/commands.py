@@ -234,6 +234,7 @@ def ops(args: argparse.Namespace, cfg) -> int:
             except ValueError as e:
                 raise headless.Usage(str(e)) from None
         ctx = headless.make_context(args, cfg)
+        ctx.step = f"12. Operate (ops {which})"  # the transcript names where each change came from
         if which == "status" or (which == "migrate" and args.ops_checklist):
             return _ops_show(ctx, out, which, args)
         action, n, tag, opts = which, getattr(args, "ops_replicas", None), None, {}
@@ -275,7 +276,9 @@ def _ops_show(ctx, out, which: str, args: argparse.Namespace) -> int:
     if which == "status":
         st = operate.read_status(ctx)
         if args.json:
-            out.document({"target": headless._target(ctx), "state": st.state.to_dict(), "status": st.to_dict()})
+            status = st.to_dict()
+            out.document({"target": headless._target(ctx), "state": st.state.to_dict(), "status": status,
+                          "cost": status["cost"]})
         else:
             for label, value in st.lines():
                 out.line(f"{label + ':':<12} {value}")

@@ -295,7 +295,9 @@ def _bookkeeping(url: str, body: Any) -> bool:
 def wrap_kube_api_client(api_client: Any, recorder: Callable[[], "Recorder | None"]) -> None:
     """Record every mutating request that goes through this kubernetes ApiClient (typed and raw alike:
     both end in `call_api`). `recorder()` gives the current recorder (None: record nothing)."""
-    orig = api_client.call_api
+    orig = getattr(api_client, "call_api", None)
+    if orig is None:  # not a kubernetes ApiClient (a stand-in): nothing to record through
+        return
 
     def call_api(method: str, url: str, header_params: Any = None, body: Any = None, post_params: Any = None,
                  _request_timeout: Any = None) -> Any:
@@ -315,8 +317,10 @@ def wrap_kube_api_client(api_client: Any, recorder: Callable[[], "Recorder | Non
                         _request_timeout=_request_timeout)
         except Exception as e:  # noqa: BLE001 - transport errors: recorded, then raised as before
             status = getattr(e, "status", None)
+            reason = str(getattr(e, "reason", "") or "")[:120]  # never the body: it may echo the object
             rec.record(client="kubernetes", action=action, command=command,
-                       outcome=f"failed: {type(e).__name__}: {e}"[:200], ok=False,
+                       outcome=f"failed: {type(e).__name__}" + (f" ({status} {reason})" if status or reason else ""),
+                       ok=False,
                        status=status if isinstance(status, int) else None, started=started)
             raise
         status = int(getattr(resp, "status", 0) or 0)

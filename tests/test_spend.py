@@ -71,7 +71,9 @@ def ops_status(capsys, world) -> tuple[dict, float]:
     code = cli.main(["--sim", "--sim-state", str(world.state_dir), "ops", "status", "--json"])
     out, err = capsys.readouterr()
     assert code in (0, 1), err
-    return json.loads(out)["status"], time.time()
+    doc = json.loads(out)
+    assert doc["cost"] == doc["status"]["cost"]  # cost.spent_usd at the top too
+    return doc["status"], time.time()
 
 
 def test_spent_grows_with_simulated_time_at_node_hours_times_price(make_sim_world, capsys):

@@ -141,6 +141,7 @@ def test_verify_report_covers_the_whole_deployment(make_sim_world, capsys, tmp_p
     assert v["gke_master"] and v["gke_node"] and v["model"] and v["vllm_image"]
     assert {"kserve", "istio"} <= set(v)
     assert data["cost"]["spent_usd"] > 0 and data["cost"]["since"]
-    assert any("--num-nodes 4" in e["command"] for e in data["transcript"])
+    resize = next(e for e in data["transcript"] if "--num-nodes 4" in e["command"])
+    assert resize["step"] == "12. Operate (ops scale)" and resize["ok"]
     md = (tmp_path / "reports" / "poc.md").read_text()
     assert "## The deployment, step by step" in md and "gcloud container clusters resize" in md
