@@ -234,6 +234,7 @@ def ops(args: argparse.Namespace, cfg) -> int:
             except ValueError as e:
                 raise headless.Usage(str(e)) from None
         ctx = headless.make_context(args, cfg)
+        ctx.step = f"12. Operate (ops {which})"  # the transcript names where each change came from
         if which == "status" or (which == "migrate" and args.ops_checklist):
             return _ops_show(ctx, out, which, args)
         action, n, tag, opts = which, getattr(args, "ops_replicas", None), None, {}
@@ -275,7 +276,9 @@ def _ops_show(ctx, out, which: str, args: argparse.Namespace) -> int:
     if which == "status":
         st = operate.read_status(ctx)
         if args.json:
-            out.document({"target": headless._target(ctx), "state": st.state.to_dict(), "status": st.to_dict()})
+            status = st.to_dict()
+            out.document({"target": headless._target(ctx), "state": st.state.to_dict(), "status": status,
+                          "cost": status["cost"]})
         else:
             for label, value in st.lines():
                 out.line(f"{label + ':':<12} {value}")
@@ -304,3 +307,30 @@ def web(args: argparse.Namespace, cfg) -> int:
     from .web import serve_main
 
     return serve_main(args)
+
+
+# the transcript (rhaii_tui/transcript.py): every change the wizard made to this target
+def _transcript_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
+
+
+@command("transcript", "every change the wizard made to this target, with the equivalent gcloud/kubectl "
+         "commands", _transcript_args)
+def transcript(args: argparse.Namespace, cfg) -> int:
+    import json
+
+    from .config import StateStore
+    from .transcript import format_entry, read_entries, transcript_path
+
+    path = transcript_path(StateStore().root, cfg.project, cfg.zone, cfg.cluster)
+    entries = read_entries(path)
+    if args.json:
+        print(json.dumps({"target": {"project": cfg.project, "zone": cfg.zone, "cluster": cfg.cluster},
+                          "file": str(path), "entries": entries}, indent=2))
+        return EXIT_OK
+    if not entries:
+        print(f"No change recorded yet for {cfg.cluster} in {cfg.project}/{cfg.zone} ({path}).")
+        return EXIT_OK
+    for e in entries:
+        print(format_entry(e))
+    return EXIT_OK

@@ -516,6 +516,7 @@ def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lea
             out.line(f"step {n} {e.title}: {st.summary} -> running", n)
             actions[n] = "ran"
             t0 = time.monotonic()
+            ctx.step = e.label  # the transcript names the step each change belongs to
             result = e.apply(ctx, lambda text, n=n: out.line(text, n), opts)
             reprobe = True
             final[n] = result
@@ -582,6 +583,10 @@ def run_verify_command(ctx: Any, out: Output, *, throughput: bool = False, durat
     code = EXIT_OK if run.passed else EXIT_FAIL
     written: list[str] = []
     if report_base:
+        from .report import redact
+        from .runreport import deployment_report
+
+        data.update(redact(deployment_report(ctx, run), secret_values(ctx)))  # the whole deployment
         try:
             written = [str(p) for p in write_report(report_base, data, secrets=secret_values(ctx))]
         except ReportError as e:

@@ -378,6 +378,10 @@ def render_markdown(data: Mapping[str, Any]) -> str:
         L += _table(["check", "result", "evidence"],
                     [[c["title"], _mark(c["ok"]), c["evidence"]] for c in s.get("checks", [])])
         L.append("")
+    if data.get("timeline") is not None:  # the whole deployment (runreport.py)
+        from .runreport import markdown as _deployment_md
+
+        L += _deployment_md(dict(data))
     if data.get("notes"):
         L.append("## Notes")
         L.append("")

@@ -15,6 +15,8 @@ from rhaii_tui.steps import operate
 from rhaii_tui.widgets.confirm_cost import ConfirmCost
 from rhaii_tui.widgets.operate_status import OpsStatusPane
 from rhaii_tui.widgets.operate_tables import OpsPodTable
+from rhaii_tui.widgets.target_header import HeaderBar, TargetHeader
+from rhaii_tui.widgets.transcript_view import TranscriptPanel
 
 SIZE = (120, 40)
 
@@ -43,6 +45,12 @@ def test_operate_page_shows_the_status_and_scales_through_confirm_cost(make_sim_
             assert "3 Ready of 3 desired" in text and "3 Ready of 3" in text and "≈ $376.80/day" in text
             assert page.query_one(OpsPodTable).row_count == 3
             assert app.step_states[12].status.value == "done"
+            # the header's cost meter (read every minute; here at once): spent so far while a cluster exists
+            header = app.query_one(TargetHeader)
+            header.refresh_spend()
+            bar = header.query_one(HeaderBar)
+            await until(pilot, lambda: "spent" in bar.spend)
+            assert "≈ $376.80/day" in bar.spend and "spent" in str(bar.render())
 
             page.query_one("#ops-replicas", Input).value = "4"
             hint = page.query_one("#ops-hint")
@@ -72,6 +80,15 @@ def test_operate_page_shows_the_status_and_scales_through_confirm_cost(make_sim_
             log = "\n".join(page.query_one(Log).lines)
             assert "Resizing node pool tpu-pool to 4" in log and "4 replica(s) Ready on 4 TPU node(s)" in log
             assert app.cfg.replicas == 4                               # the config follows the cluster
+            # the Transcript panel shows the changes live: the resize, with its gcloud command and the page
+            panel = page.query_one(TranscriptPanel)
+            await until(pilot, lambda: any(e["command"].startswith(f"gcloud container clusters resize {cfg.cluster} "
+                                                                   "--node-pool tpu-pool --num-nodes 4")
+                                           for e in panel.entries))
+            resize = next(e for e in panel.entries if "--num-nodes 4" in e["command"])
+            assert resize["ok"] and resize["step"].startswith("12.")
+            assert any(e["command"].startswith("kubectl ") and e["step"].startswith("12.") for e in panel.entries)
+            assert "gcloud container clusters resize" in "\n".join(panel.query_one(Log).lines)
 
     asyncio.run(walk())
 

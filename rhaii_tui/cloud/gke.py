@@ -607,6 +607,7 @@ class Gke:
         self.profile = profile
         self.project = project
         self.zone = zone
+        self.recorder: Any = None  # transcript.Recorder: mutating calls are recorded there
 
     # paths ----------------------------------------------------------------------------------------
     @property
@@ -631,7 +632,15 @@ class Gke:
         except CredentialsError as e:
             raise CloudError("credentials", str(e), CREDENTIALS_FIX) from None
 
-    def _call(self, what: str, fn: Callable[[], Any], *, idempotent: bool = False, **ctx_kw: Any) -> Any:
+    def _call(self, what: str, fn: Callable[[], Any], *, idempotent: bool = False, record: str | None = None,
+              **ctx_kw: Any) -> Any:
+        """`record`: the equivalent gcloud command of a mutating call (it goes to the transcript)."""
+        if record is not None and self.recorder is not None:
+            from ..transcript import record_google
+
+            return record_google(self.recorder, "gke", what, record,
+                                 lambda: self._call(what, fn, idempotent=idempotent, **ctx_kw))
+
         def once() -> Any:
             try:
                 return fn()
@@ -641,6 +650,22 @@ class Gke:
                 raise map_error(e, self._ctx(what, **ctx_kw)) from None
 
         return retry_transient(once) if idempotent else once()
+
+    def _where(self) -> str:
+        return f"--project {self.project} --zone {self.zone}"
+
+    def _gcloud_create_cluster(self, body: dict[str, Any]) -> str:
+        """The gcloud line for a create_cluster request body (the guide's wording)."""
+        pool = (body.get("node_pools") or [{}])[0]
+        auto = pool.get("autoscaling") or {}
+        line = (f"gcloud container clusters create {body.get('name')} {self._where()} "
+                f"--machine-type {(pool.get('config') or {}).get('machine_type', DEFAULT_POOL_MACHINE_TYPE)} "
+                f"--num-nodes {pool.get('initial_node_count', 2)} --enable-ip-alias")
+        if auto.get("enabled"):
+            line += f" --enable-autoscaling --min-nodes {auto.get('min_node_count')} --max-nodes {auto.get('max_node_count')}"
+        if (body.get("network_config") or {}).get("datapath_provider") == "ADVANCED_DATAPATH":
+            line += " --enable-dataplane-v2"
+        return line
 
     # clusters -------------------------------------------------------------------------------------
     def get_cluster(self, cluster: str) -> ClusterInfo | None:
@@ -697,13 +722,15 @@ class Gke:
         client = self._client()
         body = self.cluster_body(cluster, **kw)
         op = self._call(f"create cluster {cluster}",
-                        lambda: client.create_cluster(request={"parent": self.parent, "cluster": body}))
+                        lambda: client.create_cluster(request={"parent": self.parent, "cluster": body}),
+                        record=self._gcloud_create_cluster(body))
         return _op_info(op)
 
     def delete_cluster(self, cluster: str) -> OperationInfo:
         client = self._client()
         op = self._call(f"delete cluster {cluster}",
-                        lambda: client.delete_cluster(request={"name": self.cluster_path(cluster)}))
+                        lambda: client.delete_cluster(request={"name": self.cluster_path(cluster)}),
+                        record=f"gcloud container clusters delete {cluster} {self._where()} --quiet")
         return _op_info(op)
 
     # node pools -----------------------------------------------------------------------------------
@@ -734,7 +761,9 @@ class Gke:
         op = self._call(f"create node pool {TPU_POOL_NAME}",
                         lambda: client.create_node_pool(request={"parent": self.cluster_path(cluster),
                                                                  "node_pool": body}),
-                        need_chips=4 * nodes)
+                        need_chips=4 * nodes,
+                        record=f"gcloud container node-pools create {TPU_POOL_NAME} --cluster {cluster} {self._where()} "
+                               f"--machine-type {TPU_MACHINE_TYPE} --num-nodes {nodes}" + (" --spot" if spot else ""))
         return _op_info(op)
 
     def list_node_pools(self, cluster: str) -> list[PoolInfo]:
@@ -752,13 +781,16 @@ class Gke:
         op = self._call(f"resize node pool {pool} to {nodes}",
                         lambda: client.set_node_pool_size(request={"name": self.pool_path(cluster, pool),
                                                                    "node_count": nodes}),
-                        need_chips=4 * nodes)
+                        need_chips=4 * nodes,
+                        record=f"gcloud container clusters resize {cluster} --node-pool {pool} --num-nodes {nodes} "
+                               f"{self._where()} --quiet")
         return _op_info(op)
 
     def delete_node_pool(self, cluster: str, pool: str) -> OperationInfo:
         client = self._client()
         op = self._call(f"delete node pool {pool}",
-                        lambda: client.delete_node_pool(request={"name": self.pool_path(cluster, pool)}))
+                        lambda: client.delete_node_pool(request={"name": self.pool_path(cluster, pool)}),
+                        record=f"gcloud container node-pools delete {pool} --cluster {cluster} {self._where()} --quiet")
         return _op_info(op)
 
     # operations -----------------------------------------------------------------------------------

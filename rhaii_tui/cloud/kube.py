@@ -233,6 +233,11 @@ class KubeSession:
             raise CloudError("credentials", str(e), CREDENTIALS_FIX) from None
         self._resources: dict[tuple[str, str], ResourceInfo] = {}
         self._lock = threading.Lock()
+        # transcript.Recorder: every mutating request (typed or raw) is recorded there
+        self.recorder: Any = None
+        from ..transcript import wrap_kube_api_client
+
+        wrap_kube_api_client(self.api_client, lambda: self.recorder)
 
     # typed accessors -------------------------------------------------------------------------------
     @cached_property

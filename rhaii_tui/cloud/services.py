@@ -77,10 +77,16 @@ def is_api_enabled(profile: ConnectionProfile, project: str, service: str = CONT
 
 
 def enable_api(profile: ConnectionProfile, project: str, service: str = CONTAINER_API, *,
-               wait_seconds: float = 120.0, poll: float = 2.0) -> bool:
-    """Enable an API (services.enable) and wait until services.get says ENABLED. True when enabled."""
+               wait_seconds: float = 120.0, poll: float = 2.0, recorder: Any = None) -> bool:
+    """Enable an API (services.enable) and wait until services.get says ENABLED. True when enabled.
+    `recorder`: a transcript.Recorder the enable call is recorded in."""
+    from ..transcript import record_google
+
     ctx = ErrorContext(project=project, what=f"enable {service}")
-    _request(profile, "serviceusage", "POST", f"/v1/projects/{project}/services/{service}:enable", ctx, json={})
+    record_google(recorder, "serviceusage", f"enable {service}",
+                  f"gcloud services enable {service} --project {project}",
+                  lambda: _request(profile, "serviceusage", "POST", f"/v1/projects/{project}/services/{service}:enable",
+                                   ctx, json={}))
     deadline = time.monotonic() + wait_seconds
     while True:
         if is_api_enabled(profile, project, service):

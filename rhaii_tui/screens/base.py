@@ -130,7 +130,10 @@ class StepScreen(Vertical):
         user is asked); `again()` is called once this wizard may change things, else a notification
         says nothing was done (watch only)."""
         keeper = getattr(self.app, "lease_keeper", None)
-        return True if keeper is None else keeper.ready(self.ctx, what, again)
+        ctx = self.ctx
+        if ctx is not None:  # the transcript names the page each change comes from
+            ctx.step = f"{self.number}. {self.page.heading}"
+        return True if keeper is None else keeper.ready(ctx, what, again)
 
     def context_for_run(self, running: bool, not_connected: str) -> Any:
         """The cloud context for a page's run or action (UI thread), or None with a notification when

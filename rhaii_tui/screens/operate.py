@@ -25,6 +25,7 @@ from ..config import TPU_POOL_NAME, DeployConfig
 from ..manifests import workload_deployment_name
 from ..widgets.operate_status import OpsStatusPane
 from ..widgets.operate_tables import ChecklistTable, OpsPodTable
+from ..widgets.transcript_view import TranscriptPanel
 from . import register_step_screen
 from .base import StepScreen
 from .pages import OPERATE
@@ -125,6 +126,9 @@ class OperateScreen(StepScreen):
                     yield Button("Migrate", id="ops-migrate", compact=True)
                     yield Button("Roll back the migration", id="ops-mig-rollback", compact=True)
                 yield ChecklistTable(id="ops-checklist")
+            with Collapsible(title="Transcript: every change made, with its command", collapsed=True,
+                             id="ops-transcript"):
+                yield TranscriptPanel(id="transcript")
 
     def commands(self, cfg: DeployConfig) -> list[str]:
         base = list(self.page.commands(cfg))

@@ -270,6 +270,11 @@ class ExportReport(WizardModal[list | None]):
                                 identity=r.get("identity"), environment=getattr(profile, "label", "") or "",
                                 secrets=secrets, started_at=min(times) if times else None,
                                 finished_at=max(ends) if ends else None)
+            if self.ctx is not None:  # the whole deployment: step times, versions, cost, transcript
+                from ..report import redact
+                from ..runreport import deployment_report
+
+                data.update(redact(deployment_report(self.ctx), secrets))
             paths = write_report(path, data, secrets=secrets)
         except ReportError as e:
             self.post_message(self.Failed(str(e)))

@@ -15,6 +15,7 @@ from ..cloud.kube import KubeSession
 from ..cloud.profile import ConnectionProfile
 from ..config import DeployConfig, StateStore
 from ..secrets import SecretsInput
+from ..transcript import Recorder, transcript_path
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,41 @@ class StepContext:
         self._cluster_key: tuple[str, str, str] | None = None
         self._kube: KubeSession | None = None
         self._kube_key: tuple[str, str] | None = None
+        self._transcript: Recorder | None = None
+        self._transcript_key: tuple[str, str, str] | None = None
+        self._step = ""
 
     # config ---------------------------------------------------------------------------------------
     def set_config(self, cfg: DeployConfig) -> None:
         with self._lock:
             self.cfg = cfg
             self.invalidate()
+
+    # transcript: every change made, per target ----------------------------------------------------
+    @property
+    def transcript(self) -> Recorder:
+        """The recorder of this target's changes (the state directory's transcripts/<target>.jsonl;
+        in memory only without a state store)."""
+        with self._lock:
+            key = (self.cfg.project, self.cfg.zone, self.cfg.cluster)
+            if self._transcript is None or self._transcript_key != key:
+                path = (transcript_path(self.state_store.root, *key) if self.state_store is not None else None)
+                self._transcript = Recorder(path, secrets=lambda: self.secrets.values(), target="/".join(key))
+                self._transcript_key = key
+            self._transcript.step = self._step
+            return self._transcript
+
+    @property
+    def step(self) -> str:
+        """The step being run (the transcript names it), e.g. "2. Cluster and TPU node pool"."""
+        return self._step
+
+    @step.setter
+    def step(self, value: str) -> None:
+        with self._lock:
+            self._step = value or ""
+            if self._transcript is not None:
+                self._transcript.step = self._step
 
     # GKE -----------------------------------------------------------------------------------------
     @property
@@ -50,6 +80,7 @@ class StepContext:
             if self._gke is None or self._gke_key != key:
                 self._gke = Gke(self.profile, self.cfg.project, self.cfg.zone)
                 self._gke_key = key
+            self._gke.recorder = self.transcript
             return self._gke
 
     def cluster(self, refresh: bool = False) -> ClusterInfo | None:
@@ -80,11 +111,13 @@ class StepContext:
         key = (info.endpoint, info.ca_cert_b64)
         with self._lock:
             if self._kube is not None and self._kube_key == key:
+                self._kube.recorder = self.transcript
                 return self._kube
         # Built outside the lock: it fetches a token, and a failed refresh tells the credentials
         # listeners, which may wait for the UI thread -- itself perhaps waiting for this lock
         # (a config save calls set_config). Then swapped in.
         session = KubeSession(self.profile, info.access)
+        session.recorder = self.transcript
         with self._lock:
             if self._kube is not None and self._kube_key == key:
                 spare, session = session, self._kube  # another thread built one meanwhile: keep it

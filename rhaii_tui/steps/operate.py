@@ -291,6 +291,7 @@ class OpsStatus:
     previous_image: str | None = None
     problem: str = ""
     fix: str = ""
+    spend: Any = None                       # spend.Spend: the cost meter (None when it could not be read)
 
     @property
     def image_tag(self) -> str:
@@ -374,6 +375,8 @@ class OpsStatus:
             ("Image", (self.image_tag or "-") + (f"  (running: {images})" if images and self.rolling else "")),
             ("Cost now", f"≈ ${self.cost_now:,.2f}/day"),
         ]
+        if self.spend is not None and self.spend.billable:
+            rows.append(("Spent", f"${self.spend.spent_usd:,.2f} since {self.spend.since[:16].replace('T', ' ')} UTC"))
         if self.scaled_to_zero_from and self.pool_nodes == 0:
             rows.append(("Resume to", f"{self.scaled_to_zero_from} TPU nodes "
                          f"(≈ ${self.cost_after('resume'):,.2f}/day)"))
@@ -395,7 +398,14 @@ class OpsStatus:
             "base_url": self.base_url, "pods": [p.to_dict() for p in self.pods],
             "scaled_to_zero_from": self.scaled_to_zero_from, "previous_image": self.previous_image,
             "cost_now": self.cost_now, "problem": self.problem, "fix": self.fix,
+            "cost": self._cost_dict(),
         }
+
+    def _cost_dict(self) -> dict[str, Any]:
+        """The cost meter: per day now, spent so far (from the cloud's creation and resize times), since."""
+        if self.spend is not None:
+            return self.spend.to_dict()
+        return {"per_day_usd": self.cost_now, "spent_usd": None, "since": ""}
 
 
 POOL_AT_ZERO = "no TPU node: pool at 0"
@@ -416,6 +426,17 @@ def _pool_nodes(ctx: Any) -> list[Any]:
     from .cluster import _pool_rows, tpu_nodes
 
     return _pool_rows(tpu_nodes(ctx))
+
+
+def _read_spend(ctx: Any, nodes: int, info: Any, ages: list[float]) -> Any:
+    """The cost meter, or None when the operations cannot be read (the status never fails for it)."""
+    from ..spend import read_spend
+
+    try:
+        return read_spend(ctx, nodes, info, ages)
+    except CloudError as e:
+        log.info("cost meter: %s", e)
+        return None
 
 
 def read_status(ctx: Any, *, with_operation: bool = True) -> OpsStatus:
@@ -444,6 +465,7 @@ def read_status(ctx: Any, *, with_operation: bool = True) -> OpsStatus:
         rows = _pool_nodes(ctx) if pool is not None else []
         st.pool_nodes = len(rows)
         st.tpu_nodes_ready = sum(1 for r in rows if r.ready)
+        st.spend = _read_spend(ctx, st.pool_nodes, info, [r.age_seconds for r in rows])
         isvc = kube.get(m.LLMISVC_API_VERSION, LLMISVC_KIND, cfg.service, cfg.namespace)
         gw = kube.get(GATEWAY_API_VERSION, "Gateway", GATEWAY_NAME, GATEWAY_NAMESPACE)
         pods = kube.list("v1", "Pod", cfg.namespace, label_selector=workload_selector(cfg)) if isvc else []

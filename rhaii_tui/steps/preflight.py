@@ -206,7 +206,8 @@ def check_api(ctx: StepContext) -> CheckResult:
 def enable_container_api(ctx: StepContext, wait_seconds: float = 120.0) -> CheckResult:
     """The api check's fix, done by the wizard: enable container.googleapis.com, then check again."""
     try:
-        services.enable_api(ctx.profile, ctx.cfg.project, services.CONTAINER_API, wait_seconds=wait_seconds)
+        services.enable_api(ctx.profile, ctx.cfg.project, services.CONTAINER_API, wait_seconds=wait_seconds,
+                            recorder=getattr(ctx, "transcript", None))
     except CloudError as e:
         return _from_error("api", e, prefix="Could not enable the API: ")
     return check_api(ctx)

@@ -72,6 +72,8 @@ class HeaderBar(Widget):
     simulated: reactive[bool] = reactive(False)
     connection: reactive[str] = reactive("not connected")
     lease: reactive[str] = reactive("")
+    spend: reactive[str] = reactive("")
+    """The cost meter while something billable exists ("$12.34 spent · ≈ $377.00/day"), else empty."""
     """Who else drives this deployment ("watching · driven by user@host, pid N"), else empty
     (screens/lease_ui.py sets it through `TargetHeader.set_lease`)."""
 
@@ -83,6 +85,8 @@ class HeaderBar(Widget):
         if self.lease:
             parts += [" ", (f" {self.lease} ", "bold reverse")]
         parts += [" ", (self.connection, "" if self.simulated else "$text-muted")]
+        if self.spend:
+            parts += ["  ", (self.spend, "bold")]
         return Content.assemble(*parts)
 
     def watch_simulated(self, simulated: bool) -> None:
@@ -90,7 +94,10 @@ class HeaderBar(Widget):
 
 
 class TargetHeader(Widget):
-    """The wizard's header. Follows `app.cfg` and `app.profile` when the app has them."""
+    """The wizard's header. Follows `app.cfg` and `app.profile` when the app has them. While connected
+    and a cluster exists, the cost meter (spent so far) is read every SPEND_EVERY seconds."""
+
+    SPEND_EVERY = 60.0
 
     DEFAULT_CSS = """
     TargetHeader {
@@ -116,6 +123,29 @@ class TargetHeader(Widget):
             self.watch(app, "profile", self.set_profile)
         if hasattr(app, "connecting"):
             self.watch(app, "connecting", lambda _connecting: self.set_profile(getattr(app, "profile", None)))
+        if hasattr(app, "step_context"):
+            self.set_interval(self.SPEND_EVERY, self.refresh_spend)
+
+    def refresh_spend(self) -> None:
+        """Read the cost meter in a thread (a few cloud reads), then show it."""
+        ctx = self.app.step_context() if getattr(self.app, "profile", None) is not None else None  # type: ignore[attr-defined]
+        if ctx is None:
+            self.set_spend("")
+            return
+
+        def read() -> None:
+            from ..spend import read_meter
+
+            meter = read_meter(ctx)
+            try:
+                self.app.call_from_thread(self.set_spend, meter.text() if meter is not None else "")
+            except Exception:  # noqa: BLE001 - the app is closing
+                pass
+
+        self.run_worker(read, thread=True, exclusive=True, group="spend", exit_on_error=False)
+
+    def set_spend(self, text: str) -> None:
+        self.query_one(HeaderBar).spend = text
 
     @property
     def simulated(self) -> bool:
