@@ -214,7 +214,13 @@ class WizardLease:
             answer.append(bool(take))
             done.set()
 
-        self.app.call_from_thread(self.app.push_screen, LeaseHeldScreen(info, what), closed)
+        def show() -> None:  # returns at once: waiting for the dialog's mount here could wait for good
+            self.app.push_screen(LeaseHeldScreen(info, what), closed)
+
+        try:
+            self.app.call_from_thread(show)
+        except RuntimeError:  # the app is closing
+            return False
         while not done.wait(0.2):
             if self.app._exit:
                 return False
