@@ -648,3 +648,22 @@ async def test_an_operation_bar_follows_time_and_says_why_it_is_past_the_estimat
         bar.finish("done")                               # done: full, and nothing more to explain
         await pilot.pause()
         assert bar.fraction == 1.0 and not bar.query_one(".phase-why").has_class("-shown")
+
+
+@pytest.mark.asyncio
+async def test_step_2_main_action_has_a_key_that_works_at_80x24(make_sim_world, tmp_path):
+    """A: the step's main action (here: create), even when its button is below the fold."""
+    world = make_sim_world("fresh")
+    app = make_app(world, tmp_path, 2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.start_page_ready.wait()
+        page = await plan_loaded(pilot)
+        assert page._plan is not None and page._plan.creates_cluster
+        app.query_one("#sidebar").focus()  # the page's keys work from the sidebar too
+        await pilot.pause()
+        await pilot.press("A")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmCost), what="the create confirmation")
+        assert "Create the GKE cluster" in app.screen.confirm_title
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmCost), what="the confirmation closed")
+        assert not page._busy

@@ -154,8 +154,25 @@ class ClusterScreen(StepScreen):
     """
 
     BINDINGS = [
+        Binding("A", "main", "Create / continue", key_display="A",
+                tooltip="The step's main action as the plan stands: create, resize, replace or continue"),
         Binding("r", "refresh", "Refresh", tooltip="Read the cluster and the plan again"),
     ]
+
+    MAIN_ACTIONS = ("#cl-create", "#cl-resize", "#cl-replace", "#cl-continue")
+
+    def action_main(self) -> None:
+        """A: the main action the plan offers now (the same button, with its confirmation), wherever the
+        page is scrolled (at 80x24 the buttons can be below the fold)."""
+        for sel in self.MAIN_ACTIONS:
+            button = self.query_one(sel, Button)
+            if button.has_class("-shown") and not button.disabled:
+                button.scroll_visible()
+                button.press()
+                return
+        self.notify("Nothing to create or continue now: " + ("wait for the plan to load."
+                    if self._plan is None or self._loading else "the step is running or done."),
+                    title=self.page.heading, timeout=4, markup=False)
 
     def __init__(self, number: int = 2, **kwargs: Any) -> None:
         super().__init__(number, **kwargs)

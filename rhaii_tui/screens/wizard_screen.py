@@ -35,6 +35,8 @@ PAGE_KEYS: dict[int, tuple[Binding, ...]] = {
                 tooltip="Enable the Kubernetes Engine API (when its check failed)"),
     ),
     2: (  # ClusterScreen
+        Binding("A", "main", "Create / continue", key_display="A",
+                tooltip="The step's main action as the plan stands: create, resize, replace or continue"),
         Binding("r", "refresh", "Refresh", tooltip="Read the cluster and the plan again"),
     ),
     3: (  # SecretsScreen
