@@ -1,0 +1,222 @@
+"""Unreachable Google, offline machines, corporate proxies: said as such (host, why, network fix), one
+root cause said once, and HTTPS_PROXY / NO_PROXY honoured by the Google and Kubernetes clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from urllib.parse import urlsplit
+
+import pytest
+
+from rhaii_tui.cloud.gke import CloudError, map_error
+from rhaii_tui.cloud.profile import GcpProfile, env_proxy_for
+from rhaii_tui.config import DeployConfig, StateStore
+from rhaii_tui.steps.base import Status
+from rhaii_tui.steps.context import StepContext
+from rhaii_tui.steps.registry import probe_all, summary
+
+PROJECT = "rhaii-demo-project"
+ZONE = "europe-west4-a"
+CLUSTER = "rhaii-tpu-scaleout-cluster"
+PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "all_proxy",
+              "no_proxy")
+
+
+@pytest.fixture(autouse=True)
+def no_env_proxy(monkeypatch, tmp_path):
+    for v in PROXY_VARS:
+        monkeypatch.delenv(v, raising=False)
+    monkeypatch.setenv("RHAII_TUI_STATE_DIR", str(tmp_path / "state"))
+
+
+def closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class OfflineProfile(GcpProfile):
+    """Real mode with valid-looking authorized-user credentials whose token endpoint cannot be reached
+    (an unresolvable name or a closed loopback port: never a real Google host)."""
+
+    def __init__(self, token_uri: str) -> None:
+        super().__init__()
+        self.token_uri = token_uri
+        self.token_refresh_attempts = 1
+
+    def credentials(self):
+        if self._creds is None:
+            import google.oauth2.credentials as oc
+
+            self._creds = oc.Credentials(None, refresh_token="not-a-real-refresh-token", client_id="c",
+                                         client_secret="s", token_uri=self.token_uri)
+        return self._creds
+
+
+@pytest.mark.parametrize("uri, host, why", [
+    ("https://nowhere.invalid/token", "nowhere.invalid", "DNS"),
+    (f"https://127.0.0.1:{closed_port()}/token", "127.0.0.1", "refused"),
+])
+def test_an_unreachable_google_is_said_as_such_not_as_refused_credentials(uri, host, why):
+    prof = OfflineProfile(uri)
+    with pytest.raises(CloudError) as ei:
+        prof.access_token()
+    e = ei.value
+    assert e.kind == "unavailable"
+    assert host in e.message and why in e.message
+    assert "HTTPS_PROXY" in e.fix and "network" in e.fix
+    assert "application-default login" not in e.fix and "refused or could not be refreshed" not in e.message
+
+
+def test_a_refused_credential_still_says_log_in_again():
+    from google.auth import exceptions as aexc
+
+    e = map_error(aexc.RefreshError("invalid_grant: Token has been expired or revoked."))
+    assert e.kind == "credentials" and "application-default login" in e.fix
+
+
+def test_a_connection_error_to_an_api_names_the_host():
+    import requests
+
+    try:
+        requests.get(f"http://127.0.0.1:{closed_port()}/v1/projects/x", timeout=5)
+    except requests.RequestException as exc:
+        e = map_error(exc)
+    assert e.kind == "unavailable" and "127.0.0.1" in e.message and "refused" in e.message
+    assert "HTTPS_PROXY" in e.fix
+
+
+def test_status_says_the_cause_once_and_the_steps_are_unknown(capsys, monkeypatch):
+    from rhaii_tui import headless
+
+    prof = OfflineProfile("https://nowhere.invalid/token")
+    ctx = StepContext(DeployConfig(project=PROJECT, zone=ZONE, cluster=CLUSTER, replicas=3), prof, StateStore())
+    states = probe_all(ctx)
+    unknown = [n for n, s in states.items() if s.status is Status.UNKNOWN]
+    assert len(unknown) >= 8 and not any(s.status is Status.FAILED for s in states.values())
+    standing = summary(states)
+    assert len(standing.causes) == 1 and "nowhere.invalid" in standing.causes[0]["message"]
+    out = headless.Output(as_json=True)
+    monkeypatch.setattr(headless, "probe_all", lambda c: states, raising=False)
+    code = headless.run_status(ctx, out)
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert "nowhere.invalid" in doc["error"]["message"] and "HTTPS_PROXY" in doc["error"]["fix"]
+    assert {s["status"] for s in doc["steps"] if s["number"] in unknown} == {"unknown"}
+    assert sum(json.dumps(s).count("nowhere.invalid") for s in doc["steps"]) == 0   # said once, at the top
+    text = headless.Output(as_json=False)
+    headless.run_status(ctx, text)
+    lines = capsys.readouterr().out
+    assert lines.count("nowhere.invalid") == 1 and "unknown" in lines
+
+
+# --- a corporate proxy ------------------------------------------------------------------------------
+
+
+class Proxy:
+    """A small HTTP proxy on loopback: CONNECT tunnels (https) and absolute-URL requests (plain http),
+    counting what it forwarded."""
+
+    def __init__(self) -> None:
+        self.connects: list[str] = []
+        self.forwards: list[str] = []
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+        assert self.ready.wait(30)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.server = self.loop.run_until_complete(asyncio.start_server(self.handle, "127.0.0.1", 0))
+        self.port = self.server.sockets[0].getsockname()[1]
+        self.ready.set()
+        self.loop.run_forever()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            line, *headers = head.decode("latin-1").split("\r\n")
+            method, target, version = line.split(" ", 2)
+            if method == "CONNECT":
+                host, port = target.rsplit(":", 1)
+                self.connects.append(target)
+                up_r, up_w = await asyncio.open_connection(host, int(port))
+                writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            else:
+                u = urlsplit(target)
+                self.forwards.append(target)
+                up_r, up_w = await asyncio.open_connection(u.hostname, u.port or 80)
+                keep = [h for h in headers if h and not h.lower().startswith(("connection:", "proxy-"))]
+                path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+                up_w.write("\r\n".join([f"{method} {path} {version}", *keep, "Connection: close", "", ""])
+                           .encode("latin-1"))
+            await asyncio.gather(self.pipe(reader, up_w), self.pipe(up_r, writer))
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    @staticmethod
+    async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        try:
+            while data := await r.read(65536):
+                w.write(data)
+                await w.drain()
+        except OSError:
+            pass
+        finally:
+            try:
+                w.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+@pytest.fixture
+def proxy():
+    p = Proxy()
+    yield p
+    p.close()
+
+
+def test_the_kubernetes_client_gets_the_proxy_from_the_environment_unless_no_proxy(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.example:3128")
+    assert env_proxy_for("https://10.1.2.3:443") == "http://proxy.corp.example:3128"
+    monkeypatch.setenv("NO_PROXY", "10.1.2.3,.internal")
+    assert env_proxy_for("https://10.1.2.3:443") is None
+
+
+def test_google_and_kubernetes_calls_go_through_https_proxy_and_no_proxy_goes_direct(make_sim_world, proxy,
+                                                                                      monkeypatch):
+    world = make_sim_world("cluster-ready")
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+
+    def use() -> None:
+        ctx = StepContext(DeployConfig(project=PROJECT, zone=ZONE, cluster=CLUSTER, replicas=3), world.profile(),
+                          StateStore())
+        assert ctx.cluster(refresh=True) is not None                      # GKE (Google API)
+        assert ctx.kube().list("v1", "Namespace")                          # Kubernetes API (https)
+        ctx.invalidate()
+
+    use()
+    info = StepContext(DeployConfig(project=PROJECT, zone=ZONE, cluster=CLUSTER), world.profile()).cluster()
+    kube_host = info.endpoint.split("://")[-1].rstrip("/")
+    assert any(kube_host.split(":")[-1] == c.rsplit(":", 1)[-1] for c in proxy.connects), proxy.connects
+    assert proxy.forwards or len(proxy.connects) > 1                     # the Google API calls too
+    seen = len(proxy.connects) + len(proxy.forwards)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    use()
+    assert len(proxy.connects) + len(proxy.forwards) == seen              # direct, as NO_PROXY says
