@@ -363,7 +363,8 @@ def run_status(ctx: Any, out: Output) -> int:
         steps = [_state_dict(n, st) for n, st in states.items()]
         for s in steps:
             if s.get("status") == "unknown":
-                s.update(summary="not read (see error)", detail="", fix="")
+                s.update(summary="not read (see error)", detail="", fix="",
+                         data={k: v for k, v in (s.get("data") or {}).items() if k != "cause"})
         error = None
         if causes:
             error = {k: v for k, v in causes[0].items()}

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from rhaii_tui.cloud.gke import CloudError, map_error
-from rhaii_tui.cloud.profile import GcpProfile, env_proxy_for
+from rhaii_tui.cloud.profile import GcpProfile
 from rhaii_tui.config import DeployConfig, StateStore
 from rhaii_tui.steps.base import Status
 from rhaii_tui.steps.context import StepContext
@@ -102,7 +102,9 @@ def test_status_says_the_cause_once_and_the_steps_are_unknown(capsys, monkeypatc
     standing = summary(states)
     assert len(standing.causes) == 1 and "nowhere.invalid" in standing.causes[0]["message"]
     out = headless.Output(as_json=True)
-    monkeypatch.setattr(headless, "probe_all", lambda c: states, raising=False)
+    from rhaii_tui.steps import registry
+
+    monkeypatch.setattr(registry, "probe_all", lambda c, *a, **k: states)
     code = headless.run_status(ctx, out)
     doc = json.loads(capsys.readouterr().out)
     assert code == 1
@@ -191,32 +193,44 @@ def proxy():
     p.close()
 
 
-def test_the_kubernetes_client_gets_the_proxy_from_the_environment_unless_no_proxy(monkeypatch):
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.example:3128")
-    assert env_proxy_for("https://10.1.2.3:443") == "http://proxy.corp.example:3128"
-    monkeypatch.setenv("NO_PROXY", "10.1.2.3,.internal")
-    assert env_proxy_for("https://10.1.2.3:443") is None
-
-
 def test_google_and_kubernetes_calls_go_through_https_proxy_and_no_proxy_goes_direct(make_sim_world, proxy,
                                                                                       monkeypatch):
     world = make_sim_world("cluster-ready")
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
 
-    def use() -> None:
+    def seen() -> int:
+        return len(proxy.connects) + len(proxy.forwards)
+
+    def use() -> tuple[int, int]:
+        """(proxied Google calls, proxied Kubernetes calls)"""
         ctx = StepContext(DeployConfig(project=PROJECT, zone=ZONE, cluster=CLUSTER, replicas=3), world.profile(),
                           StateStore())
+        n0 = seen()
         assert ctx.cluster(refresh=True) is not None                      # GKE (Google API)
+        ctx.profile.access_token()                                         # (a fresh token: no refresh below)
+        n1 = seen()
         assert ctx.kube().list("v1", "Namespace")                          # Kubernetes API (https)
+        n2 = seen()
         ctx.invalidate()
+        return n1 - n0, n2 - n1
 
-    use()
-    info = StepContext(DeployConfig(project=PROJECT, zone=ZONE, cluster=CLUSTER), world.profile()).cluster()
-    kube_host = info.endpoint.split("://")[-1].rstrip("/")
-    assert any(kube_host.split(":")[-1] == c.rsplit(":", 1)[-1] for c in proxy.connects), proxy.connects
-    assert proxy.forwards or len(proxy.connects) > 1                     # the Google API calls too
-    seen = len(proxy.connects) + len(proxy.forwards)
+    google, kube = use()
+    assert google >= 1 and kube >= 1, (proxy.connects, proxy.forwards)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    use()
-    assert len(proxy.connects) + len(proxy.forwards) == seen              # direct, as NO_PROXY says
+    assert use() == (0, 0)                                                 # direct, as NO_PROXY says
+
+
+@pytest.mark.asyncio
+async def test_the_load_engine_honours_http_proxy_and_no_proxy(fake, proxy, monkeypatch):
+    from rhaii_tui.loadtest.engine import LoadSpec, run_load
+
+    f = await fake(replicas=1)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    r = await run_load(LoadSpec(f.base_url, mode="open", rate=20, duration_s=0.5))
+    assert r.ok == r.requests > 0
+    through = len(proxy.forwards)
+    assert through == r.requests and all(u.startswith(f.base_url) for u in proxy.forwards)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    r = await run_load(LoadSpec(f.base_url, mode="open", rate=20, duration_s=0.5))
+    assert r.ok == r.requests > 0 and len(proxy.forwards) == through     # direct, as NO_PROXY says

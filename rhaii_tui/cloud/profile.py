@@ -130,19 +130,6 @@ _NET_KINDS = (  # (pattern in the exception chain, what the user is told)
 )
 
 
-def env_proxy_for(url: str) -> str | None:
-    """The proxy HTTPS_PROXY / HTTP_PROXY / ALL_PROXY name for `url`, None when there is none or
-    NO_PROXY covers its host (the rules requests and the Google clients follow)."""
-    try:
-        from requests.utils import get_environ_proxies, select_proxy
-    except ImportError:  # pragma: no cover - requests comes with google-auth
-        return None
-    try:
-        return select_proxy(url, get_environ_proxies(url)) or None
-    except Exception:  # noqa: BLE001 - a malformed variable: no proxy, as curl would
-        return None
-
-
 def _chain_text(exc: BaseException) -> str:
     parts, seen, todo = [], set(), [exc]
     while todo:
@@ -401,9 +388,6 @@ class ConnectionProfile:
             cfg.ssl_ca_cert = self._ca_file(access.ca_cert_b64)
         if access.insecure:
             cfg.verify_ssl = False
-        proxy = env_proxy_for(endpoint)
-        if proxy:  # the kubernetes client does not read HTTPS_PROXY itself
-            cfg.proxy = proxy
         profile = self
 
         def refresh(c) -> None:

@@ -564,8 +564,9 @@ def summary(states: Mapping[int, StepState]) -> Standing:
         n = st.failed[0]
         st.headline = f"step {n} failed: {st.states[n].summary}"
     elif st.unknown:
-        c = st.causes[0]
-        st.headline = f"{len(st.unknown)} step(s) could not be read: {c.get('message')}"
+        kind = st.causes[0].get("kind")
+        st.headline = f"{len(st.unknown)} step(s) could not be read: " + (
+            "the cloud refused the credentials" if kind == "credentials" else "the cloud could not be reached")
     elif st.in_progress:
         n = st.in_progress[0]
         st.headline = f"step {n}: {st.states[n].summary}"
