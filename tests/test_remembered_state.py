@@ -101,3 +101,16 @@ def test_a_remembered_pass_expires_after_an_hour(make_sim_world):
     ctx.record(preflight={"ok": True, "at": old, "replicas": 3, "zone": ZONE, "failed": [], "warnings": []})
     st = preflight.probe(ctx_for(world))
     assert st.status is Status.NOT_STARTED and "Run step 1 again" in st.fix
+
+
+def test_a_two_node_pool_left_billing_says_what_runs_its_cost_and_how_to_stop_it(make_sim_world, capsys, tmp_path):
+    world = make_sim_world("two-nodes")
+    # without --yes the resize is refused; with --replicas 3 --yes the zone cannot give a third node
+    code, out, err = run(capsys, world, "apply", "--yes", "--json", "--poll", "0.05", *secret_args(tmp_path))
+    assert code == 1
+    import json
+
+    doc = json.loads(out)
+    text = json.dumps(doc["error"])
+    assert "2 TPU v6e node(s)" in text and "/day" in text
+    assert "rhaii-tui ops scale-to-zero" in text and "rhaii-tui ops teardown" in text
