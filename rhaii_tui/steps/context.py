@@ -180,6 +180,9 @@ class StepContext:
             return
         try:
             here = self.environment()
+            if here is None:  # a value nobody could trust later; and what is remembered stays as it is
+                log.warning("not remembered (the project's identity could not be read): %s", ", ".join(values))
+                return
             data = self.state_store.load(self.cfg.project, self.cfg.zone, self.cfg.cluster)
             if data and data.get(ENV_KEY) != here:
                 self.state_store.forget(self.cfg)
