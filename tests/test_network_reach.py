@@ -234,3 +234,19 @@ async def test_the_load_engine_honours_http_proxy_and_no_proxy(fake, proxy, monk
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     r = await run_load(LoadSpec(f.base_url, mode="open", rate=20, duration_s=0.5))
     assert r.ok == r.requests > 0 and len(proxy.forwards) == through     # direct, as NO_PROXY says
+
+
+def test_the_resume_summary_says_an_unreachable_cloud_once():
+    from rhaii_tui.screens.resume import headline, standing_content
+    from rhaii_tui.steps.base import StepState
+
+    cause = {"kind": "unavailable", "message": "Cannot reach Google (nowhere.invalid): DNS.",
+             "fix": "Check HTTPS_PROXY."}
+    states = {n: StepState(Status.UNKNOWN, "Not read: " + cause["message"], fix=cause["fix"],
+                           data={"error_kind": "unavailable", "cause": cause}) for n in range(1, 12)}
+    standing = summary(states)
+    assert standing.unknown == list(range(1, 12)) and not standing.failed
+    text = standing_content(standing).plain
+    assert "Could not read where the deployment stands" in headline(standing)
+    assert text.count("nowhere.invalid") == 2 and text.count("Check HTTPS_PROXY") == 1   # headline + step 1
+    assert "same cause as step 1" in text and "Nothing is deployed" not in text

@@ -27,7 +27,7 @@ from ..guide import STEPS
 from .pages import CONFIGURE, OPERATE, page
 
 MARKS = {"done": ("✔", "$success"), "skipped": ("⊘", "$text-muted"), "in_progress": ("◐", "$warning"),
-         "failed": ("✘", "$error"), "not_started": ("○", "$text-muted")}
+         "failed": ("✘", "$error"), "not_started": ("○", "$text-muted"), "unknown": ("?", "$warning")}
 CREDENTIALS = "credentials"
 REAUTH_FIX = ("Sign in again: ctrl+r (Re-authenticate) says how. Once you are signed in, the summary checks "
               "again (or press r).")
