@@ -364,6 +364,15 @@ class StateStore:
         """Merge extra keys (e.g. step choices, timestamps) into the target's state."""
         self.save(cfg, **extra)
 
+    def forget(self, cfg: DeployConfig, keep: tuple[str, ...] = ("config",)) -> None:
+        """Drop every remembered value of the target but `keep` (e.g. when it was remembered in
+        another environment: another project number behind the same project id)."""
+        path = self.path_for(cfg.project, cfg.zone, cfg.cluster)
+        data = self.load(cfg.project, cfg.zone, cfg.cluster)
+        if not data:
+            return
+        _atomic_write(path, json.dumps({k: v for k, v in data.items() if k in keep}, indent=2, sort_keys=True))
+
 
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")

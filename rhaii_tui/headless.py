@@ -358,16 +358,32 @@ def run_status(ctx: Any, out: Output) -> int:
     lease = _lease_now(ctx)
     # scripts rely on it: 0 only when the deployment is serving (steps 1-9 done), else 1
     code = EXIT_OK if standing.serving else EXIT_FAIL
+    causes = standing.causes  # why steps could not be read: each root cause said once, at the top
     if out.as_json:
+        steps = [_state_dict(n, st) for n, st in states.items()]
+        for s in steps:
+            if s.get("status") == "unknown":
+                s.update(summary="not read (see error)", detail="", fix="",
+                         data={k: v for k, v in (s.get("data") or {}).items() if k != "cause"})
+        error = None
+        if causes:
+            error = {k: v for k, v in causes[0].items()}
+            if len(causes) > 1:
+                error["others"] = causes[1:]
         out.document({"command": "status", "target": _target(ctx), "serving": standing.serving, "exit_code": code,
-                      "steps": [_state_dict(n, st) for n, st in states.items()],
-                      "standing": standing.to_dict(), "lease": lease})
+                      "error": error, "steps": steps, "standing": standing.to_dict(), "lease": lease})
         return code
     t = _target(ctx)
     out.line(f"target {ctx.cfg.target} ({t['environment']}), {ctx.cfg.replicas} replica(s)")
+    for c in causes:
+        steps_txt = ", ".join(str(n) for n in c["steps"])
+        out.line(f"error (steps {steps_txt} could not be read): {c.get('message')}")
+        if c.get("fix"):
+            out.line(f"   fix: {c['fix']}")
     for n, st in states.items():
         e = BY_NUMBER[n]
-        out.line(f"{n:>2} {e.key:<13} {st.status.value:<12} {st.summary}")
+        out.line(f"{n:>2} {e.key:<13} {st.status.value:<12} "
+                 + ("not read (see the error above)" if st.status.value == "unknown" else st.summary))
         if st.status.value == "failed" and st.fix:
             out.line(f"   fix: {st.fix}")
     if lease:

@@ -394,22 +394,19 @@ def test_step2_cloud_errors_carry_their_fix(make_sim_world, tmp_path, scenario, 
     assert not world.state()["clusters"], "nothing was created"
 
 
-def test_low_quota_pool_fails_then_recovers_after_the_quota_grows(make_sim_world, tmp_path):
+def test_low_quota_is_refused_before_anything_is_created_then_recovers_after_the_quota_grows(make_sim_world,
+                                                                                           tmp_path):
     world = make_sim_world("low-quota")
     ctx = make_ctx(world, tmp_path)
     with pytest.raises(CloudError) as ei:
         cluster_step.ensure_cluster(ctx)
-    assert ei.value.kind == "quota"
+    assert ei.value.kind == "quota" and "nothing was created" in ei.value.message
     assert "12 chips" in ei.value.fix and "iam-admin/quotas" in ei.value.fix
-    s2 = cluster_step.probe(ctx)
-    assert s2.status == Status.FAILED and s2.data["error_kind"] == "quota" and "delete the failed pool" in s2.fix
-    # without permission to replace it, a re-run says the same thing
-    with pytest.raises(CloudError) as again:
-        cluster_step.ensure_cluster(ctx)
-    assert again.value.kind == "quota" and again.value.details.get("failed_pool")
-    # the quota request was granted: step 2 replaces the failed pool
+    assert world.state()["operations"] == []            # the quota was checked live, before the cluster
+    assert cluster_step.probe(ctx).status == Status.NOT_STARTED
+    # the quota request was granted: step 2 creates the cluster and the pool
     world.call(lambda: setattr(world.world, "scenario", world.world.scenario.with_overrides(quota_chips=32)))
-    res = cluster_step.ensure_cluster(ctx, replace_failed_pool=True)
+    res = cluster_step.ensure_cluster(ctx)
     assert res.created_pool and res.ready
     assert cluster_step.probe(ctx).status == Status.DONE
 

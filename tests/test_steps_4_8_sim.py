@@ -260,6 +260,9 @@ def test_two_nodes_leaves_a_replica_pending_with_the_resize_command(make_sim_wor
     d = next(d for d in st.data["diagnoses"] if d["cause"] == "too-few-nodes")
     assert "2 TPU node(s) for 3 replicas" in d["title"]
     assert any("2 Ready of 2" in e for e in d["evidence"])
+    # what still runs and bills, and how to stop it (the words of step 2's stockout summary)
+    assert "--replicas 2" in d["fix"] and "2 TPU v6e node(s)" in d["fix"] and "/day" in d["fix"]
+    assert "rhaii-tui ops scale-to-zero" in d["fix"] and "rhaii-tui ops teardown" in d["fix"]
     assert (f"gcloud container clusters resize rhaii-tpu-scaleout-cluster --node-pool tpu-pool --num-nodes 3 "
             f"--zone {ZONE} --project {PROJECT}") in d["commands"]
 

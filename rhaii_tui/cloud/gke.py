@@ -29,7 +29,7 @@ from ..config import (
     region_of,
 )
 from .profile import ClusterAccess, ConnectionProfile, CredentialsError, report_credentials_failure
-from .profile import cannot_reach_google, transient_auth_error
+from .profile import NETWORK_FIX, cannot_reach_google, network_problem, transient_auth_error
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +234,12 @@ def map_error(exc: BaseException, ctx: ErrorContext | None = None) -> CloudError
             pass
         if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
             kind = "unavailable"
+        if kind == "unavailable":
+            found = network_problem(exc)
+            if found is not None:  # not an answer from Google: the host could not be reached at all
+                host, why = found
+                return CloudError("unavailable", f"{what}cannot reach {host}: {why}.", NETWORK_FIX,
+                                  host=host, network=why)
     code = getattr(exc, "code", None)
     code = int(code) if isinstance(code, int) else None
     if kind == "credentials":

@@ -580,7 +580,7 @@ class AsyncInferenceClient:
 
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0, ssl=self._ssl if self._ssl is not None else True),
-                headers=self._headers)
+                headers=self._headers, trust_env=True)  # HTTPS_PROXY / NO_PROXY, as the other clients
         return self._session
 
     @property

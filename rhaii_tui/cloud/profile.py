@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import tempfile
 import logging
 import threading
@@ -112,10 +113,57 @@ def transient_auth_error(exc: BaseException) -> bool:
     return isinstance(exc, aexc.GoogleAuthError) and bool(getattr(exc, "retryable", False))
 
 
+NETWORK_FIX = ("Check this machine's network connection and DNS. Behind a corporate proxy, set HTTPS_PROXY "
+               "(and NO_PROXY for hosts reached directly); if the proxy inspects TLS, point REQUESTS_CA_BUNDLE at "
+               "its CA. Your credentials are fine: no new login is needed.")
+
+_NET_KINDS = (  # (pattern in the exception chain, what the user is told)
+    (r"NameResolutionError|Name or service not known|nodename nor servname|getaddrinfo failed|"
+     r"Temporary failure in name resolution|No address associated", "its name could not be resolved (DNS)"),
+    (r"ProxyError|Unable to connect to proxy|Tunnel connection failed|407 Proxy", "the proxy refused or failed"),
+    (r"SSLError|CERTIFICATE_VERIFY_FAILED|certificate verify failed|SSL:", "the TLS handshake failed"),
+    (r"Connection refused|ConnectionRefusedError|Errno 111", "the connection was refused"),
+    (r"Connection reset|ConnectionResetError|Errno 104|RemoteDisconnected|Connection aborted",
+     "the connection was reset"),
+    (r"timed out|Timeout|ConnectTimeout", "the connection timed out"),
+    (r"Network is unreachable|No route to host|Errno 101|Errno 113", "the network is unreachable"),
+)
+
+
+def _chain_text(exc: BaseException) -> str:
+    parts, seen, todo = [], set(), [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen or len(seen) > 12:
+            continue
+        seen.add(id(e))
+        parts.append(f"{type(e).__name__}: {e!r}")
+        todo += [e.__cause__, e.__context__, getattr(e, "reason", None)]
+        todo += [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
+    return " | ".join(parts)
+
+
+def network_problem(exc: BaseException) -> tuple[str, str] | None:
+    """(host, why) when `exc` says a host could not be reached (DNS, refused, reset, TLS, proxy,
+    timeout); None when it is something else (an HTTP answer, refused credentials)."""
+    text = _chain_text(exc)
+    why = next((w for pat, w in _NET_KINDS if re.search(pat, text)), None)
+    if why is None:
+        return None
+    m = (re.search(r"host='([^']+)'", text) or re.search(r"Failed to resolve '([^']+)'", text)
+         or re.search(r"https?://([^/:'\" ]+)", text))
+    return (m.group(1) if m else "the Google API endpoint"), why
+
+
 def cannot_reach_google(exc: BaseException):  # -> gke.CloudError (imported late: gke imports this module)
     """The CloudError for a token refresh that keeps failing for a network reason."""
     from .gke import CloudError
 
+    found = network_problem(exc)
+    if found is not None:
+        host, why = found
+        return CloudError("unavailable", f"Cannot reach Google ({host}): {why}. The access token could not be "
+                          "refreshed.", NETWORK_FIX, host=host, network=why)
     detail = " ".join(str(exc).split())[:160]
     return CloudError("unavailable", f"Cannot reach Google to refresh the access token ({type(exc).__name__}"
                       + (f": {detail}" if detail else "") + ").",

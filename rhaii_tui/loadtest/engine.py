@@ -547,7 +547,8 @@ class _Run:
         headers = {"Content-Type": "application/json", **spec.headers}
         timeout = aiohttp.ClientTimeout(total=spec.timeout_s)
         async with aiohttp.ClientSession(connector=connector, headers=headers, timeout=timeout,
-                                         cookie_jar=aiohttp.DummyCookieJar()) as session:
+                                         cookie_jar=aiohttp.DummyCookieJar(),
+                                         trust_env=True) as session:  # HTTPS_PROXY / NO_PROXY
             self.t0 = time.perf_counter()
             ticker = asyncio.get_running_loop().create_task(self.ticker())
             try:

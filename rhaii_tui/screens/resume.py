@@ -27,7 +27,7 @@ from ..guide import STEPS
 from .pages import CONFIGURE, OPERATE, page
 
 MARKS = {"done": ("✔", "$success"), "skipped": ("⊘", "$text-muted"), "in_progress": ("◐", "$warning"),
-         "failed": ("✘", "$error"), "not_started": ("○", "$text-muted")}
+         "failed": ("✘", "$error"), "not_started": ("○", "$text-muted"), "unknown": ("?", "$warning")}
 CREDENTIALS = "credentials"
 REAUTH_FIX = ("Sign in again: ctrl+r (Re-authenticate) says how. Once you are signed in, the summary checks "
               "again (or press r).")
@@ -44,7 +44,7 @@ def destination(standing: Any, config_errors: int = 0) -> int:
 
 def credentials_failure(standing: Any) -> Any:
     """The first step whose probe failed because the cloud refused the credentials (its state), or None."""
-    for n in getattr(standing, "failed", ()):
+    for n in [*getattr(standing, "failed", ()), *getattr(standing, "unknown", ())]:
         st = standing.states[n]
         if (st.data or {}).get("error_kind") == CREDENTIALS:
             return st
@@ -53,13 +53,16 @@ def credentials_failure(standing: Any) -> Any:
 
 def nothing_deployed(standing: Any) -> bool:
     """Fresh target: no step done, none under way, none failed."""
-    return bool(standing.states) and not (standing.done or standing.in_progress or standing.failed)
+    return bool(standing.states) and not (standing.done or standing.in_progress or standing.failed
+                                          or getattr(standing, "unknown", None))
 
 
 def headline(standing: Any, config_errors: int = 0) -> str:
     """The summary's first line, in plain words."""
     if credentials_failure(standing) is not None:
         return "Could not read where the deployment stands: the cloud refused the credentials."
+    if getattr(standing, "unknown", None) and not standing.failed:
+        return f"Could not read where the deployment stands: {standing.causes[0].get('message')}"
     if nothing_deployed(standing):
         first = page(1)
         then = "fix the configuration, then start" if config_errors else "start"
@@ -90,6 +93,13 @@ def standing_content(standing: Any, config_errors: int = 0) -> Content:
                 summary, fix = "Not read: the credentials were refused (see above).", ""
             elif first != n:
                 summary, fix = f"Same error as step {first}.", ""
+        elif key == "unknown":  # could not be read: the cause once, the other steps point back to it
+            first = told.setdefault((st.summary, st.fix), n)
+            fix = st.fix if first == n else ""
+            if (st.data or {}).get("error_kind") == CREDENTIALS:
+                summary, fix = "Not read: the credentials were refused (see above).", ""
+            elif first != n:
+                summary = f"Not read: same cause as step {first}."
         parts += ["\n", (f"{mark} ", style), (f"{n:>2} {page(n).title}", "bold" if not st.done else ""),
                   ("  " + summary if summary else "", "$text-muted" if st.done else "")]
         if fix:

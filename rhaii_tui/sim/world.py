@@ -167,7 +167,9 @@ class Operation:
 
 
 def _project_number(project: str) -> str:
-    return str(100000000000 + int(hashlib.sha1(project.encode()).hexdigest()[:12], 16) % 899999999999)
+    """A new project's number: random, as Google gives each new project its own (two worlds with the
+    same project id are two environments; the wizard tells them apart by this number)."""
+    return str(100000000000 + secrets.randbelow(899999999999))
 
 
 def _ts(t: float) -> str:

@@ -13,6 +13,7 @@ class Status(str, Enum):
     DONE = "done"
     FAILED = "failed"
     SKIPPED = "skipped"
+    UNKNOWN = "unknown"  # could not be read (Google unreachable, credentials refused): not a failure
 
     def __str__(self) -> str:
         return self.value

@@ -362,6 +362,8 @@ def ensure_cluster(ctx: StepContext, on_progress: Callable[[ClusterProgress], No
             report("create-cluster", f"Cluster creation already running ({op.name}): reattaching.", reattached=True)
             op = follow(op, "create-cluster", True)
         else:
+            report("check", "Checking the TPU v6e quota and your permissions (live)...")
+            check_before_billable(ctx, n, f"create cluster {name} and its {n}-node TPU pool")
             report("create-cluster", f"Creating cluster {name} (~5 min)...")
             op, was_running = _send(lambda: gke.create_cluster(name, machine_type=cfg.default_machine_type),
                                     lambda: gke.in_flight(name, {"CREATE_CLUSTER"}), stop)
@@ -400,6 +402,8 @@ def ensure_cluster(ctx: StepContext, on_progress: Callable[[ClusterProgress], No
             report("create-pool", f"TPU pool creation already running ({op.name}): reattaching.", reattached=True)
             follow(op, "create-pool", True)
         else:
+            if not created_cluster:  # checked just before the cluster was created
+                check_before_billable(ctx, n, f"create node pool {TPU_POOL_NAME} ({n} node(s))")
             report("create-pool", f"Creating node pool {TPU_POOL_NAME}: {n} x {TPU_MACHINE_TYPE} (~15 min)...")
             op, was_running = _send(lambda: gke.create_tpu_pool(name, n, spot=spot),
                                     lambda: gke.in_flight(name, {"CREATE_NODE_POOL"}, pool=TPU_POOL_NAME), stop)
@@ -457,6 +461,8 @@ def ensure_cluster(ctx: StepContext, on_progress: Callable[[ClusterProgress], No
     current = _current_pool_size(ctx, info, pool)
     if current is not None and current != n and not created_pool:
         if resize:
+            if n > current:
+                check_before_billable(ctx, n, f"resize node pool {TPU_POOL_NAME} to {n} node(s)")
             report("resize-pool", f"Resizing node pool {TPU_POOL_NAME} from {current} to {n} node(s)...")
             op, was_running = _send(lambda: gke.set_pool_size(name, TPU_POOL_NAME, n),
                                     lambda: gke.in_flight(name, {"SET_NODE_POOL_SIZE"}, pool=TPU_POOL_NAME), stop)
@@ -483,6 +489,38 @@ def ensure_cluster(ctx: StepContext, on_progress: Callable[[ClusterProgress], No
     return ClusterResult(cluster=info, nodes=rows, created_cluster=created_cluster, created_pool=created_pool,
                          resized=resized, reattached=reattached, resize_needed=resize_needed, kubeconfig=kubeconfig,
                          nodes_wanted=n)
+
+
+# the permissions a billable action needs (checked live before it, whatever step 1 remembered)
+BILLABLE_PERMISSIONS = ("container.clusters.create", "container.clusters.update", "iam.serviceAccounts.actAs")
+
+
+def check_before_billable(ctx: Any, replicas: int, what: str) -> None:
+    """Live, right before a billable action (cluster or pool create, a resize up): the TPU v6e quota
+    for `replicas` and the permissions it needs. Raises CloudError("quota"/"permission") naming
+    what is missing; a check that cannot be read does not block (the action itself then says why)."""
+    from ..cloud import projects, quotas
+
+    cfg = ctx.cfg
+    if replicas > 0:
+        pane = quotas.tpu_quota(ctx.profile, cfg.project, cfg.region, replicas)
+        if pane.enough is False:
+            raise CloudError(
+                "quota", f"Not enough TPU v6e quota to {what}: {pane.need} chips needed in {pane.region}, the "
+                f"limit is {pane.on_demand.limit} (checked just now; nothing was created or changed).",
+                f"Request {pane.request_text} ({pane.request_command}; {pane.console_url}), or lower the "
+                "replicas.", quota=pane.to_dict())
+    try:
+        rep = projects.check_permissions(ctx.profile, cfg.project)
+    except CloudError as e:
+        log.info("permissions not checked before %s: %s", what, e.message)
+        return
+    missing = [m for m in rep.missing if m.name in BILLABLE_PERMISSIONS]
+    if missing:
+        roles = ", ".join(sorted({m.role for m in missing}))
+        raise CloudError("permission", f"Missing permission(s) to {what}: "
+                         + ", ".join(m.name for m in missing) + " (checked just now; nothing was created).",
+                         f"Ask a project owner to grant you {roles} on {cfg.project}.")
 
 
 def _send(send: Callable[[], OperationInfo], find: Callable[[], OperationInfo | None],

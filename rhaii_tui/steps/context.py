@@ -19,6 +19,13 @@ from ..transcript import Recorder, transcript_path
 
 log = logging.getLogger(__name__)
 
+# Remembered state is only trusted in the environment it was remembered in: the state file names
+# it (ENV_KEY, "project-number:N" from Resource Manager: a new world or a re-created project with
+# the same id has another number). Only the user's configuration is kept across environments.
+ENV_KEY = "environment"
+SHARED_KEYS = ("config", "saved_at", ENV_KEY)
+ENV_RETRY_SECONDS = 15.0  # how long a failed identity read is not retried
+
 
 class StepContext:
     def __init__(self, cfg: DeployConfig, profile: ConnectionProfile, state_store: StateStore | None = None,
@@ -39,6 +46,8 @@ class StepContext:
         self._transcript: Recorder | None = None
         self._transcript_key: tuple[str, str, str] | None = None
         self._step = ""
+        self._env: tuple[str, str | None, float] | None = None  # (project, identity, monotonic time read)
+        self.state_note = ""  # why remembered values were ignored (another environment), for the pages
 
     # config ---------------------------------------------------------------------------------------
     def set_config(self, cfg: DeployConfig) -> None:
@@ -149,20 +158,70 @@ class StepContext:
             self._cluster_key = None
             self._drop_kube()
 
+    # environment identity ----------------------------------------------------------------------------
+    def environment(self) -> str | None:
+        """Who the project is: "project-number:N" from Resource Manager (None while it cannot be
+        read). Cached per project id; a failed read is tried again after a few seconds."""
+        project = self.cfg.project
+        with self._lock:
+            env = self._env
+            if env is not None and env[0] == project and (
+                    env[1] is not None or time.monotonic() - env[2] < ENV_RETRY_SECONDS):
+                return env[1]
+        ident: str | None = None
+        try:
+            from ..cloud.projects import get_project
+
+            number = get_project(self.profile, project).number
+            ident = f"project-number:{number}" if number else None
+        except Exception as e:  # noqa: BLE001 - no identity: remembered values are simply not trusted
+            log.info("could not read the identity of project %s: %s", project, e)
+        with self._lock:
+            self._env = (project, ident, time.monotonic())
+        return ident
+
     # state file (never secrets) --------------------------------------------------------------------
     def saved(self) -> dict[str, Any]:
+        """The target's remembered state. Values remembered in another environment (another project
+        number behind the same project id, or one that cannot be identified now) are left out, and
+        `state_note` says so; the configuration is always kept."""
         if self.state_store is None:
             return {}
-        return self.state_store.load(self.cfg.project, self.cfg.zone, self.cfg.cluster)
+        data = self.state_store.load(self.cfg.project, self.cfg.zone, self.cfg.cluster)
+        remembered = [k for k in data if k not in SHARED_KEYS]
+        if not remembered:
+            return data
+        here = self.environment()
+        there = data.get(ENV_KEY)
+        if here is not None and there == here:
+            return data
+        if here is None:
+            note = ("Remembered results were not used: the project's identity could not be read, so they may "
+                    "come from another environment.")
+        else:
+            note = (f"Remembered results from another environment ({there or 'not identified'}; this one is "
+                    f"{here}) were ignored: everything is checked again here.")
+        if note != self.state_note:
+            log.info("%s (%s)", note, ", ".join(sorted(remembered)))
+        self.state_note = note
+        return {k: v for k, v in data.items() if k in SHARED_KEYS}
 
     def record(self, **values: Any) -> None:
-        """Remember choices/timestamps for this target. Best effort: a full disk never fails a step."""
+        """Remember choices/timestamps for this target, in this environment (what was remembered in
+        another one is dropped). Best effort: a full disk never fails a step."""
         if self.state_store is None:
             return
         try:
-            self.state_store.update(self.cfg, **values)
+            here = self.environment()
+            if here is None:  # a value nobody could trust later; and what is remembered stays as it is
+                log.warning("not remembered (the project's identity could not be read): %s", ", ".join(values))
+                return
+            data = self.state_store.load(self.cfg.project, self.cfg.zone, self.cfg.cluster)
+            if data and data.get(ENV_KEY) != here:
+                self.state_store.forget(self.cfg)
+            self.state_store.update(self.cfg, **values, **{ENV_KEY: here})
         except (OSError, ValueError) as e:
             log.warning("could not write the state file: %s", e)
 
 
-__all__ = ["StepContext"]
+__all__ = ["StepContext", "ENV_KEY"]

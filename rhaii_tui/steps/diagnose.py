@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from ..config import DEFAULT_PRICE_PER_NODE_HOUR
 from .podlife import (INIT_CONTAINER, MAIN_CONTAINER, EXPECTED, MilestoneTracker, PodLife, Stage,
                       classify, fmt_duration, to_epoch)
 
@@ -75,12 +76,14 @@ class _Target:
     replicas: int = 3
     model: str = "hf://Qwen/Qwen2.5-3B-Instruct"
     image: str = ""
+    price_per_node_hour: float = DEFAULT_PRICE_PER_NODE_HOUR
 
 
 def _target(cfg: Any, pod: Mapping | None = None) -> _Target:
     t = _Target()
     if cfg is not None:
-        for k in ("project", "zone", "cluster", "namespace", "service", "replicas", "model", "image"):
+        for k in ("project", "zone", "cluster", "namespace", "service", "replicas", "model", "image",
+                  "price_per_node_hour"):
             v = getattr(cfg, k, None)
             if v not in (None, ""):
                 setattr(t, k, v)
@@ -173,6 +176,13 @@ def resize_command(t: _Target, pool: str, nodes: int) -> str:
 def create_pool_command(t: _Target, pool: str, nodes: int) -> str:
     return (f"gcloud container node-pools create {pool} --cluster {t.cluster} --zone {t.zone} "
             f"--project {t.project} --machine-type ct6e-standard-4t --num-nodes {nodes}")
+
+
+def _billing(t: _Target, tpu_nodes: int) -> str:
+    """What runs and bills now and how to stop it (step 2's stockout summary, the same words)."""
+    from .stockout import billing_summary
+
+    return billing_summary(t, tpu_nodes)["text"]
 
 
 def _describe(t: _Target, pod_name: str) -> str:
@@ -323,7 +333,8 @@ def _pending(pod: Mapping, life: PodLife, evs: list[Mapping], nodes: Sequence[Ma
             f"{name} is Pending: {len(ready_tpu)} TPU node(s) for {need} replicas ({missing} missing)",
             tuple(evidence),
             f"Each replica needs a whole TPU node. Resize the pool to {need} nodes. {quota_note} If the zone "
-            f"has no capacity for more (stockout), lower the replicas to {len(ready_tpu)} instead.",
+            f"has no capacity for more (stockout), lower the replicas to {len(ready_tpu)} instead "
+            f"(--replicas {max(len(ready_tpu), 1)}). Meanwhile still running: {_billing(t, len(tpu))}",
             (resize_command(t, pool, need),
              f"kubectl patch llminferenceservice {t.service} -n {t.namespace} --type merge "
              f"-p '{{\"spec\":{{\"replicas\":{max(len(ready_tpu), 1)}}}}}'",

@@ -553,9 +553,9 @@ def probe(ctx: Any) -> StepState:
         tp_txt = ""
         if tp:
             tp_txt = "; throughput " + ("meets" if all(t.get("passed") for t in tp) else "misses") + " the guide's figures"
-        return StepState(Status.DONE, f"Cache-aware routing proven ({entry.get('at')}){tp_txt}",
+        return StepState(Status.DONE, f"Cache-aware routing proven (from a run on {entry.get('at')}){tp_txt}",
                          detail=entry.get("headline", ""), data=data)
-    return StepState(Status.NOT_STARTED, f"Last run failed: {entry.get('headline')}",
+    return StepState(Status.NOT_STARTED, f"Last run (on {entry.get('at')}) failed: {entry.get('headline')}",
                      detail=f"at {entry.get('at')}", fix="Fix what it names, then run it again.", data=data)
 
 

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 CheckStatus = Literal["pass", "warn", "fail", "skip"]
 
+PASS_VALID_SECONDS = 3600  # a remembered pass stands in for step 1 this long (then it runs again)
+
 CHECKS: tuple[tuple[str, str], ...] = (
     ("credentials", "Google credentials"),
     ("project", "Project reachable"),
@@ -438,13 +440,21 @@ def probe(ctx: StepContext) -> StepState:
     if info is not None:
         return StepState(Status.DONE, f"Cluster {info.name} exists; preflight is behind you.")
     saved = ctx.saved().get("preflight") or {}
+    note = getattr(ctx, "state_note", "") or ""
     if saved and saved.get("replicas") == ctx.cfg.replicas and saved.get("zone") == ctx.cfg.zone:
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(saved.get("at") or 0))
+        at = float(saved.get("at") or 0)
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(at))
+        age = time.time() - at
         if saved.get("ok"):
-            return StepState(Status.DONE, f"Passed on {when}.")
+            if 0 <= age <= PASS_VALID_SECONDS:
+                return StepState(Status.DONE, f"Passed on {when} (remembered from that run; valid "
+                                 f"{PASS_VALID_SECONDS // 60} min).", data={"remembered_at": at})
+            return StepState(Status.NOT_STARTED, f"Passed on {when}, over {PASS_VALID_SECONDS // 60} min ago: "
+                             "quota and permissions may have changed since.",
+                             fix="Run step 1 again.", data={"remembered_at": at})
         return StepState(Status.FAILED, f"Failed on {when}: {', '.join(saved.get('failed') or [])}.",
-                         fix="Run step 1 again after fixing what it reported.")
-    return StepState(Status.NOT_STARTED, "Not run yet for this target.")
+                         fix="Run step 1 again after fixing what it reported.", data={"remembered_at": at})
+    return StepState(Status.NOT_STARTED, "Not run yet for this target." + (f" {note}" if note else ""))
 
 
 def commands(ctx: StepContext) -> list[str]:

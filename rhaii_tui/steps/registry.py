@@ -186,9 +186,14 @@ def apply_cluster(ctx: Any, say: Say, opts: RunOptions) -> StepState:
             state.detail = "\n".join(e.details["stockout"].get("lines") or [])
         return state
     if res.resize_needed:
+        from .stockout import billing_summary
+
         cur, want = res.resize_needed
+        billing = billing_summary(ctx.cfg, cur)
         return StepState(Status.FAILED, f"Node pool {TPU_POOL_NAME} has {cur} node(s); {want} wanted.",
-                         fix="Re-run with --yes to resize it (billable), or set --replicas to the pool's size.")
+                         detail=f"Already running and billing: {billing['text']}",
+                         fix=f"Re-run with --yes to resize it (billable), or with --replicas {max(cur, 1)} to use "
+                             "the pool's size.", data={"billing": billing})
     return probe(ctx)
 
 
@@ -438,8 +443,17 @@ def probe_step(ctx: Any, ref: int | str) -> StepState:
             st = StepState(Status.FAILED, f"Could not read the state of step {e.number} "
                            f"({err.__class__.__name__}: {err}).", fix="Retry; if it persists, report it.",
                            data={"error_kind": "unknown"})
+    if st.status is Status.FAILED and (st.data or {}).get("error_kind") in UNREADABLE_KINDS:
+        # not the step's failure: its state could not be read (one root cause for every step)
+        st = StepState(Status.UNKNOWN, "Not read: " + st.summary, detail=st.detail, fix=st.fix,
+                       data={**st.data, "cause": {"kind": st.data.get("error_kind"), "message": st.summary,
+                                                  "fix": st.fix}})
     st.data.setdefault("probe_seconds", round(time.monotonic() - t0, 3))
     return st
+
+
+# a probe that fails with these could not read the step's state (it says nothing about the step)
+UNREADABLE_KINDS = ("unavailable", "credentials")
 
 
 def probe_all(ctx: Any, on_progress: Callable[[int, StepState], None] | None = None, *,
@@ -482,8 +496,22 @@ class Standing:
     in_progress: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     not_started: list[int] = field(default_factory=list)
+    unknown: list[int] = field(default_factory=list)       # could not be read
     first_not_done: int | None = None                      # None: every step is done
     headline: str = ""
+
+    @property
+    def causes(self) -> list[dict[str, Any]]:
+        """Why the unknown steps could not be read: each distinct cause once, with its steps."""
+        out: list[dict[str, Any]] = []
+        for n in self.unknown:
+            c = dict((self.states[n].data or {}).get("cause") or {"message": self.states[n].summary})
+            same = next((o for o in out if o["message"] == c.get("message") and o.get("fix") == c.get("fix")), None)
+            if same is None:
+                out.append({**c, "steps": [n]})
+            else:
+                same["steps"].append(n)
+        return out
 
     @property
     def complete(self) -> bool:
@@ -511,7 +539,7 @@ class Standing:
                                                    for n in self.in_progress],
                 "failed": [{"step": n, "summary": self.states[n].summary, "detail": self.states[n].detail,
                             "fix": self.states[n].fix} for n in self.failed],
-                "not_started": self.not_started, "first_not_done": self.first_not_done,
+                "not_started": self.not_started, "unknown": self.unknown, "first_not_done": self.first_not_done,
                 "complete": self.complete, "serving": self.serving, "headline": self.headline}
 
 
@@ -527,12 +555,18 @@ def summary(states: Mapping[int, StepState]) -> Standing:
             st.in_progress.append(n)
         elif s.status is Status.FAILED:
             st.failed.append(n)
+        elif s.status is Status.UNKNOWN:
+            st.unknown.append(n)
         else:
             st.not_started.append(n)
     st.first_not_done = next((n for n, s in st.states.items() if not s.done), None)
     if st.failed:
         n = st.failed[0]
         st.headline = f"step {n} failed: {st.states[n].summary}"
+    elif st.unknown:
+        kind = st.causes[0].get("kind")
+        st.headline = f"{len(st.unknown)} step(s) could not be read: " + (
+            "the cloud refused the credentials" if kind == "credentials" else "the cloud could not be reached")
     elif st.in_progress:
         n = st.in_progress[0]
         st.headline = f"step {n}: {st.states[n].summary}"

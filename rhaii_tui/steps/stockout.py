@@ -210,6 +210,27 @@ def _quota_text(q: dict[str, Any]) -> str:
     return f"quota in {q['region']}: {q['limit']} chips, {q['need']} needed ({verdict})"
 
 
+def billing_summary(cfg: Any, tpu_running: int) -> dict[str, Any]:
+    """What still runs and bills after a failure (the cluster with its default pool, `tpu_running`
+    TPU nodes), what it costs per day, and how to stop it: `text` says all three, `stop` only how."""
+    zone = cfg.zone
+    default_day = CLUSTER_OVERHEAD_PER_DAY
+    tpu_day = round(tpu_running * float(cfg.price_per_node_hour) * 24, 2)
+    billing = {"cluster": cfg.cluster, "zone": zone, "default_pool_per_day": default_day, "tpu_nodes": tpu_running,
+               "tpu_per_day": tpu_day, "per_day": round(default_day + tpu_day, 2)}
+    billing["stop"] = ("To stop paying: rhaii-tui ops scale-to-zero --yes (TPU nodes to 0, the cluster stays: "
+                       f"~${default_day:,.2f}/day) or rhaii-tui ops teardown --cluster --yes (deletes the "
+                       "cluster: $0/day).")
+    billing["text"] = (f"cluster {cfg.cluster} with its default pool ({DEFAULT_POOL_MACHINE_TYPE}) "
+                       f"~${default_day:,.2f}/day"
+                       + (f" + {tpu_running} TPU v6e node(s) ~${tpu_day:,.2f}/day" if tpu_running else
+                          "; no TPU node is running (failed creations are not billed)")
+                       + f" = ~${billing['per_day']:,.2f}/day until you delete it "
+                       f"(gcloud container clusters delete {cfg.cluster} --zone {zone} --project {cfg.project}). "
+                       + billing["stop"])
+    return billing
+
+
 def diagnose(ctx: Any, reading: compute.CapacityReading | None, op: OperationInfo | None, *,
              named_at: float | None = None, error_text: str = "") -> Diagnosis:
     """Name the stockout (or quota error) and check the ways out live. Reads only; never raises for
@@ -259,16 +280,9 @@ def diagnose(ctx: Any, reading: compute.CapacityReading | None, op: OperationInf
                     + (f" ({' '.join(error_text.split())[:200]})" if error_text else "") + ".")
 
     # what is running and billing now
-    default_day = CLUSTER_OVERHEAD_PER_DAY
-    tpu_day = round(tpu_running * price_day, 2)
-    billing = {"cluster": cfg.cluster, "zone": zone, "default_pool_per_day": default_day, "tpu_nodes": tpu_running,
-               "tpu_per_day": tpu_day, "per_day": round(default_day + tpu_day, 2)}
-    billing["text"] = (f"cluster {cfg.cluster} with its default pool ({DEFAULT_POOL_MACHINE_TYPE}) "
-                       f"~${default_day:,.2f}/day"
-                       + (f" + {tpu_running} TPU v6e node(s) ~${tpu_day:,.2f}/day" if tpu_running else
-                          "; no TPU node is running (failed creations are not billed)")
-                       + f" = ~${billing['per_day']:,.2f}/day until you delete it "
-                       f"(gcloud container clusters delete {cfg.cluster} --zone {zone} --project {cfg.project}).")
+    billing = billing_summary(cfg, tpu_running)
+    default_day = billing["default_pool_per_day"]
+    tpu_day = billing["tpu_per_day"]
 
     # live facts for the options
     disc = services.v6e_zones(profile, cfg.project)
@@ -375,8 +389,8 @@ def fix_text(d: Diagnosis) -> str:
     names = "; ".join(f"{o.title}" + (f" (~${o.cost_per_day:,.2f}/day)" if o.cost_per_day is not None else "")
                       for o in avail)
     return (f"Options: {names}. Running now: ~${d.billing['per_day']:,.2f}/day. The commands for each option "
-            "are listed with the diagnosis.")
+            "are listed with the diagnosis. " + (d.billing.get("stop") or ""))
 
 
-__all__ = ["CapacityWatch", "Diagnosis", "Option", "diagnose", "fix_text", "flex_start_supported",
+__all__ = ["CapacityWatch", "Diagnosis", "Option", "billing_summary", "diagnose", "fix_text", "flex_start_supported",
            "CHECK_EVERY_SIM_SECONDS", "GKE_GIVES_UP_SECONDS"]

@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 from textual.content import Content
 
-STATUSES = ("not_started", "in_progress", "done", "failed", "skipped")
+STATUSES = ("not_started", "in_progress", "done", "failed", "skipped", "unknown")
 
 # status -> (glyph, style, word)
 MARKS: dict[str, tuple[str, str, str]] = {
@@ -15,6 +15,7 @@ MARKS: dict[str, tuple[str, str, str]] = {
     "done": ("✔", "bold $success", "done"),
     "failed": ("✘", "bold $error", "failed"),
     "skipped": ("⊘", "$text-muted", "skipped"),
+    "unknown": ("?", "$warning", "unknown"),
 }
 
 
