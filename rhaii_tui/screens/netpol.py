@@ -361,26 +361,17 @@ class NetpolScreen(ProbingScreen):
 
     def _confirm_unenforced(self, ctx: Any, before: Any) -> None:
         """The cluster does not enforce NetworkPolicies: say so, with the options, before storing them."""
-        from ..widgets.confirm_cost import ConfirmCost
-
-        self.show_report("preview", before)
-        self.query_one("#np-tabs", TabbedContent).active = TAB_PREVIEW
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._apply_forced(ctx)
-            else:
-                self._buttons(False)
-                self.notify("Nothing applied.", title="NetworkPolicies", markup=False)
-                self.end_action()
-
-        self.app.push_screen(ConfirmCost(
-            "This cluster does not enforce NetworkPolicies", [before.enforcement, *before.options], None,
-            self.cfg.namespace, confirm_label="Store them anyway", destructive=False,
-            what="Applying stores the policies; they isolate nothing until enforcement is enabled:"),
-            callback=answered)
+        self._confirm_forced(ctx, before, "This cluster does not enforce NetworkPolicies",
+                             [before.enforcement, *before.options], "Store them anyway", False,
+                             "Applying stores the policies; they isolate nothing until enforcement is enabled:")
 
     def _confirm_breaking(self, ctx: Any, before: Any) -> None:
+        self._confirm_forced(ctx, before, "Apply NetworkPolicies that break the deployment", before.warnings(),
+                             "Apply anyway", True, "These policies would block paths the deployment needs:")
+
+    def _confirm_forced(self, ctx: Any, before: Any, title: str, lines: list, label: str, destructive: bool,
+                        what: str) -> None:
+        """Show the preview and ask (typing the namespace) before applying against the page's advice."""
         from ..widgets.confirm_cost import ConfirmCost
 
         self.show_report("preview", before)
@@ -394,10 +385,8 @@ class NetpolScreen(ProbingScreen):
                 self.notify("Nothing applied.", title="NetworkPolicies", markup=False)
                 self.end_action()
 
-        self.app.push_screen(ConfirmCost(
-            "Apply NetworkPolicies that break the deployment", before.warnings(), None, self.cfg.namespace,
-            confirm_label="Apply anyway", destructive=True,
-            what="These policies would block paths the deployment needs:"), callback=answered)
+        self.app.push_screen(ConfirmCost(title, lines, None, self.cfg.namespace, confirm_label=label,
+                                         destructive=destructive, what=what), callback=answered)
 
     @work(thread=True, group="np-action", exit_on_error=False)
     def _apply_forced(self, ctx: Any) -> None:
