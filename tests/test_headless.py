@@ -21,21 +21,7 @@ HF_CANARY = "hf_" + "CanaryEnvTok9" * 3            # 'hf_' + 39 letters/digits: 
 PW_CANARY = "Canary-Registry-Pa55word-7731"
 
 
-@pytest.fixture(autouse=True)
-def clean_env(tmp_path, monkeypatch):
-    """Each test: its own state dir, no target or secrets from the caller's environment."""
-    monkeypatch.setenv("RHAII_TUI_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
-    for name in ("PROJECT_ID", "ZONE", "CLUSTER_NAME", "NAMESPACE", "HF_TOKEN", "REGISTRY_PASSWORD",
-                 "CLOUDSDK_CORE_PROJECT"):
-        monkeypatch.delenv(name, raising=False)
-
-
-def run(capsys, world, *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = cli.main(["--sim", "--sim-state", str(world.state_dir), *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from clihelpers import clean_env, run  # noqa: F401 - clean_env is an autouse fixture
 
 
 def secret_files(tmp_path: Path, token: str = "hf_" + "a1B2c3D4" * 4 + "zz") -> tuple[Path, Path]:

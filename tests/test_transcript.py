@@ -22,20 +22,7 @@ HF_CANARY = "hf_" + "TranscriptCanary7" * 2 + "x" * 5
 PW_CANARY = "Canary-Transcript-Pa55word-4417"
 
 
-@pytest.fixture(autouse=True)
-def clean_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("RHAII_TUI_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
-    for name in ("PROJECT_ID", "ZONE", "CLUSTER_NAME", "NAMESPACE", "HF_TOKEN", "REGISTRY_PASSWORD",
-                 "CLOUDSDK_CORE_PROJECT"):
-        monkeypatch.delenv(name, raising=False)
-
-
-def run(capsys, world, *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = cli.main(["--sim", "--sim-state", str(world.state_dir), *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from clihelpers import clean_env, run  # noqa: F401 - clean_env is an autouse fixture
 
 
 # --- units: the equivalent kubectl lines ---------------------------------------------------------
