@@ -360,8 +360,8 @@ class RhaiiApp(App[int]):
             return
         if number not in self._pages:
             try:
-                await self.query_one("#pages", ContentSwitcher).add_content(self._make_page(number),
-                                                                            set_current=True)
+                await self.query_one("#pages", ContentSwitcher).add_content(self._make_page(number))
+                self.show_current_page()  # (unless another page was chosen meanwhile: that one shows)
             except (MountError, NoMatches, ScreenStackError):
                 if self._exit:
                     return
@@ -393,6 +393,18 @@ class RhaiiApp(App[int]):
     def current_page(self) -> StepScreen | None:
         return self._pages.get(self.current_step)
 
+    def show_current_page(self) -> None:
+        """The switcher shows the current step's page, once it is mounted (pages call this on mount)."""
+        page = self._pages.get(self.current_step)
+        if page is None or not page.is_attached:
+            return
+        try:
+            switcher = self.query_one("#pages", ContentSwitcher)
+        except (NoMatches, ScreenStackError):
+            return
+        if switcher.current != page.id:
+            switcher.current = page.id
+
     def goto_step(self, number: int) -> None:
         """Show page `number` (0 Configure, 1-11 the guide's steps, 12 Operate)."""
         number = int(number)
@@ -405,14 +417,15 @@ class RhaiiApp(App[int]):
         focus_in_old = old is not None and self.focused is not None and old in self.focused.ancestors_with_self
         if number in self._pages:
             page = self._pages[number]
-            if page.is_attached:  # else its add_content() is still mounting it and will show it
-                switcher.current = page.id
             self.current_step = number
+            self.show_current_page()  # (a page still mounting shows itself once mounted, if still current)
             page.step_entered()
         else:
             page = self._make_page(number)
             self.current_step = number  # the page calls step_entered() once mounted
-            switcher.add_content(page, set_current=True)
+            # Not set_current=True: a slow page that finishes mounting after the user has moved on
+            # (`]` pressed quickly) would then take the screen from the page the wizard says is current.
+            switcher.add_content(page)
         if old is not None:
             old.step_left()
         if focus_in_old:

@@ -647,3 +647,21 @@ def test_steps_7_and_8_say_how_to_make_the_manifests_they_apply():
         uses = [i for i, c in enumerate(cmds) if "manifests-out/" in c]
         made = [i for i, c in enumerate(cmds) if c.startswith("rhaii-tui render-manifests --out manifests-out")]
         assert uses and made and made[0] < uses[0], cmds
+
+
+@pytest.mark.asyncio
+async def test_the_page_on_show_is_the_current_page_even_when_pages_are_left_while_mounting():
+    """`]` pressed quickly: a page still mounting when the user has moved on must not take the screen
+    (the sidebar and help said one page, another was on show, its commands pane 0x0)."""
+    app = RhaiiApp(make_cfg(), start_step=1)
+    async with running(app) as pilot:
+        for n in (2, 3, 4, 5, 6, 7):  # each new page starts mounting; none waited for
+            app.goto_step(n)
+        app.goto_step(1)
+        await until(pilot, lambda: all(app.page_widget(n) is not None and app.page_widget(n).is_mounted
+                                       for n in (2, 3, 4, 5, 6, 7)), what="the pages mounted")
+        await pilot.pause()
+        await pilot.pause()
+        switcher = app.query_one("#pages", ContentSwitcher)
+        assert switcher.current == app.current_page.id == "page-1"
+        assert app.current_page.region.height > 0 and app.current_page.query_one(CommandList).region.height > 0

@@ -227,8 +227,8 @@ async def test_refused_credentials_are_said_once_and_checked_again_after_signing
         await until(pilot, lambda: reauth.query("#reauth-retry"), what="the modal's buttons")
         reauth.query_one("#reauth-retry", Button).press()
         await until(pilot, lambda: app.screen is screen, what="back on the summary")
-        await until(pilot, lambda: screen.standing is not None and not screen.standing.failed,
-                    what="the summary checked again")
+        await until(pilot, lambda: screen.standing is not None and not screen.standing.failed, timeout=90,
+                    what="the summary checked again")  # eleven probes again: roomy on a loaded machine
         assert screen.goto == 3 and "next: step 3" in screen.summary_text
         assert app.step_states[2].status is Status.DONE
         await enter(pilot, app, screen)

@@ -198,6 +198,9 @@ class StepScreen(Vertical):
 
     # plumbing --------------------------------------------------------------------------------
     def on_mount(self) -> None:
+        show = getattr(self.app, "show_current_page", None)
+        if show is not None:
+            show()  # if this is (still) the page to show
         if hasattr(self.app, "cfg"):
             self.watch(self.app, "cfg", self._cfg_changed, init=False)
         if self.is_current:

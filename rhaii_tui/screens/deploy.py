@@ -146,7 +146,7 @@ class DeployScreen(WatchingScreen):
         #dp-tabs TabPane { padding: 0; }
         #dp-tabs ContentSwitcher { height: 1fr; }
         &.-short .step-purpose { display: none; }
-        &.-short .step-commands CommandList { display: none; }
+        &.-short .step-commands CommandList { max-height: 1; }  /* one row, not a heading over nothing */
         &.-short #dp-pods { max-height: 6; }
     }
     """

@@ -292,7 +292,7 @@ class OperatorsScreen(WatchingScreen):
         #op-trouble.-shown { display: block; }
         #op-log { height: 1fr; min-height: 4; border-top: solid $primary 30%; }
         &.-short .step-purpose { display: none; }
-        &.-short .step-commands CommandList { display: none; }
+        &.-short .step-commands CommandList { max-height: 1; }  /* one row, not a heading over nothing */
         &.-short #op-table { max-height: 8; }
         &.-short #op-trouble { max-height: 5; }
     }
