@@ -307,6 +307,10 @@ class RhaiiApp(App[int]):
         shows in the sidebar within one period (see set_step_state's `refresh`)."""
         if not self._probed_once or self._exit:
             return  # only after the start-up probe (a wizard told where to start, with no probe, neither)
+        if len(self.screen_stack) > 1 or self._reauth_screen is not None:
+            return  # a dialog is open (the start-up summary probes by itself; a sign-in is pending)
+        if self._reauth_later_at is not None and time.monotonic() - self._reauth_later_at < self.REAUTH_QUIET_SECONDS:
+            return  # credentials known to be refused: probing would only fail again
         ctx = self.step_context()
         if ctx is None:
             return

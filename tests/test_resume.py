@@ -229,6 +229,13 @@ async def test_refused_credentials_are_said_once_and_checked_again_after_signing
         await until(pilot, lambda: app.screen is screen, what="back on the summary")
         await until(pilot, lambda: screen.standing is not None and not screen.standing.failed, timeout=90,
                     what="the summary checked again")  # eleven probes again: roomy on a loaded machine
+        if screen.goto != 3:
+            # On a loaded machine a probe of that first re-check can still be turned away while the new
+            # sign-in settles (said as "unknown", never as failed): the user checks again, with r.
+            assert screen.standing.unknown, screen.summary_text
+            await pilot.press("r")
+            await until(pilot, lambda: screen.standing is not None and screen.goto == 3, timeout=90,
+                        what="the summary checked again, with r")
         assert screen.goto == 3 and "next: step 3" in screen.summary_text
         assert app.step_states[2].status is Status.DONE
         await enter(pilot, app, screen)
