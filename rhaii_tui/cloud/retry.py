@@ -184,6 +184,21 @@ def _deadline_left(policy: RetryPolicy, t0: float, pause: float) -> bool:
     return time.monotonic() - t0 + pause <= policy.budget_s
 
 
+def _pause_or_raise(e: BaseException, attempt: int, t0: float, classify: Callable[[BaseException], Verdict],
+                    policy: RetryPolicy, stats: "RetryStats | None", what: str) -> float:
+    """After attempt `attempt` failed with `e` (inside its `except`): how long to wait before the next
+    one, or re-raise `e` (marked with its attempts) when it is not transient or the policy is spent."""
+    v = classify(e)
+    pause = policy.pause(attempt - 1, v.retry_after) if v.retry else 0.0
+    if not v.retry or attempt >= policy.attempts or not _deadline_left(policy, t0, pause):
+        _mark(e, attempt)
+        raise e
+    if stats is not None:
+        stats.add(v.what)
+    log.info("%s: transient failure (%s), retry %d in %.2fs", what, v.what or type(e).__name__, attempt, pause)
+    return pause
+
+
 def call(fn: Callable[[], Any], classify: Callable[[BaseException], Verdict], *,
          policy: RetryPolicy = DEFAULT_POLICY, stats: RetryStats | None = None,
          sleep: Callable[[float], Any] | None = None, what: str = "request") -> Any:
@@ -196,14 +211,7 @@ def call(fn: Callable[[], Any], classify: Callable[[BaseException], Verdict], *,
         try:
             return fn()
         except Exception as e:  # noqa: BLE001
-            v = classify(e)
-            pause = policy.pause(i - 1, v.retry_after) if v.retry else 0.0
-            if not v.retry or i >= policy.attempts or not _deadline_left(policy, t0, pause):
-                _mark(e, i)
-                raise
-            if stats is not None:
-                stats.add(v.what)
-            log.info("%s: transient failure (%s), retry %d in %.2fs", what, v.what or type(e).__name__, i, pause)
+            pause = _pause_or_raise(e, i, t0, classify, policy, stats, what)
             (sleep or time.sleep)(pause)
 
 
@@ -218,14 +226,7 @@ async def acall(fn: Callable[[], Awaitable[Any]], classify: Callable[[BaseExcept
         try:
             return await fn()
         except Exception as e:  # noqa: BLE001
-            v = classify(e)
-            pause = policy.pause(i - 1, v.retry_after) if v.retry else 0.0
-            if not v.retry or i >= policy.attempts or not _deadline_left(policy, t0, pause):
-                _mark(e, i)
-                raise
-            if stats is not None:
-                stats.add(v.what)
-            log.info("%s: transient failure (%s), retry %d in %.2fs", what, v.what or type(e).__name__, i, pause)
+            pause = _pause_or_raise(e, i, t0, classify, policy, stats, what)
             await asyncio.sleep(pause)
 
 
