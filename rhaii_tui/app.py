@@ -227,6 +227,14 @@ class RhaiiApp(App[int]):
         self.set_interval(LEASE_POLL_SECONDS, self._poll_lease)
         self.set_interval(self.REPROBE_SECONDS, self._reprobe)
 
+    async def on_unmount(self) -> None:
+        """The app is closing (a quit, or a test's run_test ending): give the deploy lease back and
+        stop renewing it, waiting at most LEASE_RELEASE_SECONDS (it expires on its own otherwise).
+        Without this a lease taken here would keep renewing from a thread after the app is gone."""
+        keeper = self._lease_keeper
+        if keeper is not None and keeper.lease is not None:
+            await asyncio.to_thread(release_lease_briefly, keeper)
+
     def _start_connecting(self) -> None:
         connect = self._connect
 

@@ -14,5 +14,15 @@ async def until(pilot: Any, predicate: Callable[[], Any], timeout: float = 30.0,
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what}{_seen(pilot)}")
         await pilot.pause(0.05)
+
+
+def _seen(pilot: Any) -> str:
+    """What the app showed when a wait timed out: its screen and notifications (for the failure report)."""
+    app = pilot.app
+    try:
+        notes = [n.message for n in app._notifications]
+        return f" (screen {type(app.screen).__name__}, notifications {notes})"
+    except Exception:  # noqa: BLE001 - a report detail only
+        return ""

@@ -50,13 +50,9 @@ def alice_deploying(world):
 
 @contextlib.asynccontextmanager
 async def running(app: RhaiiApp):
-    async with app.run_test(size=SIZE) as pilot:
-        try:
-            await app.start_page_ready.wait()
-            yield pilot
-        finally:
-            if app._lease_keeper is not None:
-                await asyncio.to_thread(app._lease_keeper.release)
+    async with app.run_test(size=SIZE) as pilot:  # the app gives its lease back as it closes
+        await app.start_page_ready.wait()
+        yield pilot
 
 
 def filters_present(ctx: StepContext) -> list[str]:
@@ -165,8 +161,11 @@ async def test_the_lease_is_taken_on_the_first_change_and_given_back_on_release(
         assert info is not None and info.command == "wizard" and info.live()
         assert info.holder == Identity.current().holder
         assert notified(app, "now holds the deploy lease")
-        await asyncio.to_thread(app.lease_keeper.release)
-        assert ctx.kube().get("v1", "ConfigMap", LEASE_NAME, ctx.cfg.namespace) is None
+        renewer = app.lease_keeper.lease._thread
+        assert renewer is not None and renewer.is_alive()
+    # quitting gives it back (the next wizard need not wait for it to expire) and stops renewing
+    assert ctx.kube().get("v1", "ConfigMap", LEASE_NAME, ctx.cfg.namespace) is None
+    assert not renewer.is_alive()
 
 
 @pytest.mark.asyncio
