@@ -194,16 +194,16 @@ def build_report(cfg: Any, *, verify: list[CheckResult] | None = None, performan
             derived[k] = getattr(cfg, k)
         except Exception:  # noqa: BLE001
             pass
-    steps: dict[str, Any] = {}
+    results: dict[str, Any] = {}
     verdicts: dict[str, Any] = {}
     if verify is not None:
-        steps["verify"] = _checks_block(verify)
-        verdicts["9 verify"] = "pass" if steps["verify"]["passed"] else "fail"
+        results["verify"] = _checks_block(verify)
+        verdicts["9 verify"] = "pass" if results["verify"]["passed"] else "fail"
     if performance is not None:
-        steps["performance"] = performance.to_dict()
+        results["performance"] = performance.to_dict()
         verdicts["10 cache routing and throughput"] = performance.status
     if identity is not None:
-        steps["identity"] = identity.to_dict()
+        results["identity"] = identity.to_dict()
         verdicts["11 model identity"] = "pass" if identity.passed else "fail"
     passed = bool(verdicts) and all(v == "pass" for v in verdicts.values())
     data = {
@@ -215,7 +215,7 @@ def build_report(cfg: Any, *, verify: list[CheckResult] | None = None, performan
         "finished_at": finished_at,
         "config": {**config, **derived},
         "verdict": {"passed": passed, "steps": verdicts},
-        "steps": steps,
+        "results": results,  # steps 9-11's checks, cache proof and throughput; "steps" is the whole run's 11
         "notes": list(notes),
     }
     return redact(data, secrets)
@@ -343,7 +343,7 @@ def render_markdown(data: Mapping[str, Any]) -> str:
     if data.get("started_at"):
         L.append(f"Run: {data.get('started_at')} → {data.get('finished_at')}")
         L.append("")
-    steps = data.get("steps") or {}
+    steps = data.get("results") or {}
 
     if "verify" in steps:
         s = steps["verify"]
@@ -378,7 +378,7 @@ def render_markdown(data: Mapping[str, Any]) -> str:
         L += _table(["check", "result", "evidence"],
                     [[c["title"], _mark(c["ok"]), c["evidence"]] for c in s.get("checks", [])])
         L.append("")
-    if data.get("timeline") is not None:  # the whole deployment (runreport.py)
+    if isinstance(data.get("steps"), list):  # the whole deployment, 11 steps (runreport.py)
         from .runreport import markdown as _deployment_md
 
         L += _deployment_md(dict(data))
@@ -523,7 +523,7 @@ def write_report(path_base: str | os.PathLike, data: Mapping[str, Any], *, secre
         (base.with_name(base.name + ".md"), scrub_text(render_markdown(data), secrets)),
         (base.with_name(base.name + ".json"), scrub_text(json.dumps(data, indent=2, default=str), secrets)),
     ]
-    runs = ((data.get("steps") or {}).get("performance") or {}).get("throughput") or []
+    runs = ((data.get("results") or {}).get("performance") or {}).get("throughput") or []
     svgs = [render_svg(t) for t in runs if _series(t, "rps")]
     if svgs:
         # one file, the charts stacked

@@ -158,7 +158,8 @@ def versions(ctx: Any) -> dict[str, Any]:
 
 
 def deployment_report(ctx: Any, run: Any = None) -> dict[str, Any]:
-    """The report's whole-deployment part: timeline (11 steps), versions, cost, failures, transcript."""
+    """The report's whole-deployment part: steps (the 11, with cloud times), versions, cost, failures,
+    transcript."""
     from .spend import read_meter
     from .steps.registry import STEPS, probe_all
 
@@ -191,7 +192,7 @@ def deployment_report(ctx: Any, run: Any = None) -> dict[str, Any]:
                              "fix": "", "at": en.get("time"), "source": "transcript"})
     meter = _safe(lambda: read_meter(ctx))
     cost = meter.to_dict() if meter is not None else {"per_day_usd": 0.0, "spent_usd": 0.0, "since": ""}
-    return {"timeline": steps, "versions": _safe(lambda: versions(ctx), {}) or {}, "cost": cost,
+    return {"steps": steps, "versions": _safe(lambda: versions(ctx), {}) or {}, "cost": cost,
             "failures": failures, "transcript": entries}
 
 
@@ -199,7 +200,7 @@ def markdown(d: dict[str, Any]) -> list[str]:
     """The Markdown sections for the deployment part."""
     L: list[str] = ["## The deployment, step by step", "",
                     "| step | status | started | finished | duration |", "|---|---|---|---|---|"]
-    for s in d.get("timeline") or []:
+    for s in d.get("steps") or []:
         dur = "–" if s.get("duration_s") is None else f"{s['duration_s']:.0f} s"
         L.append(f"| {s['number']}. {s['title']} | {s['status']} | {s.get('started_at') or '–'} | "
                  f"{s.get('finished_at') or '–'} | {dur} |")

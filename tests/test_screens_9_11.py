@@ -131,7 +131,7 @@ async def test_deployed_scenario_passes_steps_9_to_11_on_screen_and_exports_a_cl
         assert all(str(p) in shown for p in dialog.written)
         md = (tmp_path / "out" / "poc.md").read_text()
         data = json.loads((tmp_path / "out" / "poc.json").read_text())
-        assert MSG_WORKS in md and data["steps"]["performance"]["proof"]["headline"] == MSG_WORKS
+        assert MSG_WORKS in md and data["results"]["performance"]["proof"]["headline"] == MSG_WORKS
         assert "Step 9" in md and "Step 11" in md
         for p in dialog.written:
             body = p.read_text()

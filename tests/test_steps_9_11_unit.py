@@ -437,5 +437,5 @@ def test_sparkline_and_redaction():
     assert out["token"] == "<redacted>" and out["headers"] == {"Authorization": "<redacted>"}
     assert out["cached_tokens"] == 5 and "abcdefghijklmnop" not in out["msg"] and "hf_***" in out["msg"]
     assert out["list"] == ["***"]
-    md = render_markdown({"title": "t", "verdict": {"passed": False, "steps": {}}, "config": {}, "steps": {}})
+    md = render_markdown({"title": "t", "verdict": {"passed": False, "steps": {}}, "config": {}, "results": {}})
     assert "Overall: FAIL" in md

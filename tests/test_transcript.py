@@ -116,7 +116,7 @@ def test_verify_report_covers_the_whole_deployment(make_sim_world, capsys, tmp_p
     code, out, err = run(capsys, world, "verify", "--report", str(base))
     assert code in (0, 1), err
     data = json.loads((tmp_path / "reports" / "poc.json").read_text())
-    steps = data["timeline"]
+    steps = data["steps"]
     assert [s["number"] for s in steps] == list(range(1, 12))
     assert all({"number", "title", "status", "started_at", "finished_at", "duration_s"} <= set(s) for s in steps)
     two = steps[1]   # the cluster and pool: from their GKE operations
