@@ -79,6 +79,31 @@ def test_call_stops_at_the_time_budget(sleeps):
     assert retry.attempts_of(ei.value) == 1
 
 
+def test_two_slow_failures_in_a_row_end_the_retries_but_fast_ones_do_not(sleeps, monkeypatch):
+    """An offline machine: each try waits out the resolver (~5 s) before it fails. Two such tries
+    are enough to say the network is down (not the whole 30 s budget); quick failures (a flaky
+    server) keep every try."""
+    clock = [1000.0]
+    monkeypatch.setattr(retry.time, "monotonic", lambda: clock[0])
+    calls = [0]
+
+    def fails_after(seconds: float):
+        def fn():
+            calls[0] += 1
+            clock[0] += seconds
+            raise ConnectionError("Temporary failure in name resolution")
+        return fn
+
+    transient = lambda e: retry.Verdict(True, None, "dns")  # noqa: E731
+    with pytest.raises(ConnectionError) as ei:
+        retry.call(fails_after(5.0), transient)
+    assert calls[0] == 2 and retry.attempts_of(ei.value) == 2
+    calls[0] = 0
+    with pytest.raises(ConnectionError) as ei:
+        retry.call(fails_after(0.05), transient)
+    assert calls[0] == retry.DEFAULT_POLICY.attempts
+
+
 # --- Kubernetes: Retry-After is honoured (Lifecycle item 11) ---------------------------------------
 
 
@@ -313,3 +338,29 @@ async def test_cache_proof_counts_proxy_retries_and_still_passes(fake):
     assert v.retries >= 1 and n[0] > v.retries
     assert any("retried" in note for note in v.notes)
     assert all(r.ok for r in v.requests), "no request counted as a service failure"
+
+
+def test_a_token_refresh_that_cannot_reach_google_is_not_retried_again_on_top(sleeps):
+    """google-auth already retried the token endpoint (urllib3, then its own back-off): the Google
+    call that needed the token says so at once instead of repeating the whole refresh six times
+    (an offline `status` answered in ~30 s before)."""
+    from google.auth import exceptions as aexc
+
+    from rhaii_tui.cloud.gke import CloudError, map_error, retry_transient
+
+    calls = [0]
+
+    def needs_a_token():
+        calls[0] += 1
+        try:
+            raise aexc.TransportError("HTTPSConnectionPool(host='oauth2.googleapis.com', port=443): Max retries "
+                                      "exceeded (Caused by NameResolutionError: Failed to resolve "
+                                      "'oauth2.googleapis.com' ([Errno -2] Name or service not known))")
+        except aexc.TransportError as e:
+            raise map_error(e) from None
+
+    with pytest.raises(CloudError) as ei:
+        retry_transient(needs_a_token)
+    assert calls[0] == 1 and sleeps == []
+    assert ei.value.kind == "unavailable" and "could not be resolved (DNS)" in ei.value.message
+    assert "attempts in a row" not in ei.value.message

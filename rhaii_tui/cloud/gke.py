@@ -307,8 +307,8 @@ def google_verdict(exc: BaseException) -> Any:
     from . import retry as _retry
 
     if isinstance(exc, CloudError):
-        if exc.kind != "unavailable":
-            return _retry.NO
+        if exc.kind != "unavailable" or exc.details.get("retried"):
+            return _retry.NO  # not transient, or already retried below (a token refresh)
         ra = exc.details.get("retry_after")
         cur: BaseException | None = exc.__cause__ or exc.__context__
         seen = 0

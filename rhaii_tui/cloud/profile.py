@@ -156,18 +156,21 @@ def network_problem(exc: BaseException) -> tuple[str, str] | None:
 
 
 def cannot_reach_google(exc: BaseException):  # -> gke.CloudError (imported late: gke imports this module)
-    """The CloudError for a token refresh that keeps failing for a network reason."""
+    """The CloudError for a token refresh that keeps failing for a network reason. Marked `retried`:
+    google-auth (and access_token) already tried again with back-off, so the call that needed the
+    token is not retried on top (an offline machine hears so in seconds, not after a minute)."""
     from .gke import CloudError
 
     found = network_problem(exc)
     if found is not None:
         host, why = found
         return CloudError("unavailable", f"Cannot reach Google ({host}): {why}. The access token could not be "
-                          "refreshed.", NETWORK_FIX, host=host, network=why)
+                          "refreshed.", NETWORK_FIX, host=host, network=why, retried=True)
     detail = " ".join(str(exc).split())[:160]
     return CloudError("unavailable", f"Cannot reach Google to refresh the access token ({type(exc).__name__}"
                       + (f": {detail}" if detail else "") + ").",
-                      "Check your network connection; the wizard retries on its own (no new login is needed).")
+                      "Check your network connection; the wizard retries on its own (no new login is needed).",
+                      retried=True)
 
 
 @dataclass

@@ -43,6 +43,10 @@ class RetryPolicy:
     max_delay_s: float = 4.0      # one back-off never exceeds this
     budget_s: float = 30.0        # no retry whose pause would end later than this after the first try
     retry_after_cap_s: float = 20.0  # a server's Retry-After longer than this is cut to it
+    # an attempt that took this long to fail hit a timeout (a resolver's, a connect's): the stack
+    # below already waited and retried; after two such failures in a row the call gives up (an
+    # offline machine hears so in ~10 s, not after the whole budget)
+    slow_failure_s: float = 4.0
 
     def backoff(self, retry_index: int, rng: random.Random | None = None) -> float:
         """The pause before retry number `retry_index` (0-based): full jitter over an exponential
@@ -184,13 +188,30 @@ def _deadline_left(policy: RetryPolicy, t0: float, pause: float) -> bool:
     return time.monotonic() - t0 + pause <= policy.budget_s
 
 
-def _pause_or_raise(e: BaseException, attempt: int, t0: float, classify: Callable[[BaseException], Verdict],
+class _Tries:
+    """One call's attempts: when it began, when the current attempt began, slow failures in a row."""
+
+    def __init__(self) -> None:
+        self.t0 = self.began = time.monotonic()
+        self.n = 0
+        self.slow_in_a_row = 0
+
+    def next(self) -> None:
+        self.n += 1
+        self.began = time.monotonic()
+
+
+def _pause_or_raise(e: BaseException, tries: _Tries, classify: Callable[[BaseException], Verdict],
                     policy: RetryPolicy, stats: "RetryStats | None", what: str) -> float:
-    """After attempt `attempt` failed with `e` (inside its `except`): how long to wait before the next
+    """After attempt `tries.n` failed with `e` (inside its `except`): how long to wait before the next
     one, or re-raise `e` (marked with its attempts) when it is not transient or the policy is spent."""
+    attempt = tries.n
     v = classify(e)
     pause = policy.pause(attempt - 1, v.retry_after) if v.retry else 0.0
-    if not v.retry or attempt >= policy.attempts or not _deadline_left(policy, t0, pause):
+    slow = time.monotonic() - tries.began >= policy.slow_failure_s
+    tries.slow_in_a_row = tries.slow_in_a_row + 1 if slow else 0
+    if (not v.retry or attempt >= policy.attempts or tries.slow_in_a_row >= 2
+            or not _deadline_left(policy, tries.t0, pause)):
         _mark(e, attempt)
         raise e
     if stats is not None:
@@ -204,14 +225,13 @@ def call(fn: Callable[[], Any], classify: Callable[[BaseException], Verdict], *,
          sleep: Callable[[float], Any] | None = None, what: str = "request") -> Any:
     """Call fn; on an exception `classify` says is transient, wait and call again, within the
     policy's attempts and time budget. The last exception escapes with `retry_attempts` set."""
-    t0 = time.monotonic()
-    i = 0
+    tries = _Tries()
     while True:
-        i += 1
+        tries.next()
         try:
             return fn()
         except Exception as e:  # noqa: BLE001
-            pause = _pause_or_raise(e, i, t0, classify, policy, stats, what)
+            pause = _pause_or_raise(e, tries, classify, policy, stats, what)
             (sleep or time.sleep)(pause)
 
 
@@ -219,14 +239,13 @@ async def acall(fn: Callable[[], Awaitable[Any]], classify: Callable[[BaseExcept
                 policy: RetryPolicy = DEFAULT_POLICY, stats: RetryStats | None = None,
                 what: str = "request") -> Any:
     """The asyncio twin of `call`."""
-    t0 = time.monotonic()
-    i = 0
+    tries = _Tries()
     while True:
-        i += 1
+        tries.next()
         try:
             return await fn()
         except Exception as e:  # noqa: BLE001
-            pause = _pause_or_raise(e, i, t0, classify, policy, stats, what)
+            pause = _pause_or_raise(e, tries, classify, policy, stats, what)
             await asyncio.sleep(pause)
 
 
