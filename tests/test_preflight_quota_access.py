@@ -69,6 +69,23 @@ def test_no_quota_permission_names_the_cloud_quotas_permission_and_role(make_sim
     assert "permission cloudquotas.quotas.get" in got["quota"].fix
 
 
+def test_without_the_instance_group_read_preflight_warns_that_stockouts_show_late(make_sim_world, tmp_path):
+    """Reading a stocked-out pool's VM errors (instanceGroupManagers.listErrors) needs
+    compute.instanceGroupManagers.get; without it the wizard only learns of a stockout from GKE's
+    operation, ~35 minutes later. Preflight says so, as a warning, with the role; Compute refuses
+    the read as Google does."""
+    world = make_sim_world("fresh", denied_permissions=("compute.instanceGroupManagers.get",))
+    _, got = run_preflight(world, tmp_path)
+    perm = got["permissions"]
+    assert perm.status == "warn"
+    assert "compute.instanceGroupManagers.get" in perm.detail and "stockout" in perm.detail
+    assert "roles/compute.viewer" in perm.fix
+    r = httpx.get(f"{world.google_url}/compute/v1/projects/{PROJECT}/zones/europe-west4-a/instanceGroupManagers/any-grp",
+                  headers={"Authorization": f"Bearer {world.token}"}, timeout=30.0)
+    assert r.status_code == 403
+    assert "Required 'compute.instanceGroupManagers.get' permission" in r.json()["error"]["message"]
+
+
 def test_without_a_quota_project_the_check_says_so(make_sim_world, tmp_path):
     _, got = run_preflight(make_sim_world("adc-no-quota-project"), tmp_path)
     assert "no quota project" in got["quota"].detail

@@ -859,7 +859,14 @@ class GoogleApi:
         return [(c, p) for c in w.clusters.values() if c.project == pid for p in c.pools.values()
                 if w.pool_zone(c, p) == zone]
 
+    def _compute_permission(self, permission: str, resource: str) -> None:
+        """Compute's 403 for a permission the caller lacks (roles/compute.viewer grants the reads)."""
+        if not self.world.scenario.permits(permission):
+            raise GoogleError(403, "PERMISSION_DENIED", f"Required '{permission}' permission for '{resource}'")
+
     def _mig(self, pid: str, zone: str, name: str) -> tuple[Cluster, NodePool]:
+        self._compute_permission("compute.instanceGroupManagers.get",
+                                 f"projects/{pid}/zones/{zone}/instanceGroupManagers/{name}")
         for c, p in self._migs(pid, zone):
             if mig_name(c.name, p.name) == name:
                 return c, p
@@ -894,6 +901,7 @@ class GoogleApi:
     async def igm_list(self, request, project, zone, body):
         pid = self._cproject(project)
         self._czone(pid, zone)
+        self._compute_permission("compute.instanceGroupManagers.list", f"projects/{pid}/zones/{zone}")
         items = [self.igm_json(pid, zone, c, p) for c, p in self._migs(pid, zone)]
         return self._list("compute#instanceGroupManagerList", items,
                           f"projects/{pid}/zones/{zone}/instanceGroupManagers")
