@@ -450,6 +450,22 @@ def test_netpol_probe_pods_prove_the_isolation_on_the_live_cluster(make_sim_worl
     assert rep.isolated and "as intended" in rep.text() and rep.to_dict()["observed"]["gw-vllm"]["ok"]
 
 
+def test_a_probe_pod_with_the_gateways_labels_never_stands_for_the_gateway(make_sim_world, tmp_path):
+    """While a live test runs, a probe pod carries the gateway's labels in its namespace: step 8's
+    table keeps reading the real gateway pod (its row flickered to the probe before)."""
+    from rhaii_tui.config import GATEWAY_NAMESPACE
+
+    world = make_sim_world("deployed", speed=SPEED)
+    ctx = make_ctx(world, tmp_path)
+    session = ctx.kube()
+    real = netpol._live_endpoints(session, ctx.cfg)["gateway"].name
+    pod = netpol._probe_pod("aaa-rhaii-probe-gw", GATEWAY_NAMESPACE, m.gateway_pod_labels(), "10.8.0.9", 8000)
+    session.apply(pod, GATEWAY_NAMESPACE)
+    assert session.list("v1", "Pod", GATEWAY_NAMESPACE, label_selector=m.label_selector(m.gateway_pod_labels()))[0][
+        "metadata"]["name"] == "aaa-rhaii-probe-gw", "the probe pod is listed first (the case that flickered)"
+    assert netpol._live_endpoints(session, ctx.cfg)["gateway"].name == real != "aaa-rhaii-probe-gw"
+
+
 def test_netpol_probe_pods_see_the_truth_where_the_cluster_does_not_enforce(make_sim_world, tmp_path):
     world = make_sim_world("deployed", speed=SPEED, dataplane_v2=False)
     ctx = make_ctx(world, tmp_path)

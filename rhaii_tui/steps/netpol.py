@@ -289,8 +289,8 @@ def _live_endpoints(session: Any, cfg: DeployConfig) -> dict[str, calc.Endpoint]
               ("epp", cfg.namespace, m.label_selector(m.epp_labels(cfg.service))),
               ("gateway", GATEWAY_NAMESPACE, m.label_selector(m.gateway_pod_labels())))
     for key, ns, sel in wanted:
-        try:
-            pods = session.list("v1", "Pod", ns, label_selector=sel)
+        try:  # never a probe pod (it carries the gateway's labels while a live test runs)
+            pods = session.list("v1", "Pod", ns, label_selector=f"{sel},!{PROBE_LABEL}")
         except CloudError:
             continue
         if pods:
