@@ -91,6 +91,29 @@ async def test_question_mark_in_the_confirmation_field_is_typed_not_help():
 
 
 @pytest.mark.asyncio
+async def test_after_a_typo_and_enter_the_confirmation_field_keeps_the_keys():
+    """The type-the-name confirmation: Enter on a wrong name warns and leaves the focus in the
+    field, so Backspace and typing fix it at once (no Tab needed)."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await app.start_page_ready.wait()
+        confirm = ConfirmCost("Create the cluster", ["cluster c1"], 376.8, "c1")
+        app.push_screen(confirm)
+        await until(pilot, lambda: app.screen is confirm and confirm.query(Input), what="the confirmation")
+        field = confirm.query_one(Input)
+        await until(pilot, lambda: app.focused is field, what="the field focused")
+        await pilot.press("c", "2", "enter")
+        await until(pilot, lambda: any("Type c1 exactly" in n.message for n in app._notifications),
+                    what="the warning")
+        assert app.screen is confirm and app.focused is field
+        await pilot.press("backspace", "1")
+        await pilot.pause()
+        assert field.value == "c1"
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is not confirm, what="confirmed")
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize("step", [0, 3])
 async def test_footer_offers_no_typed_keys_while_a_text_field_has_focus(step):
     app = make_app(step)
