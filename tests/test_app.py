@@ -149,7 +149,7 @@ async def test_command_palette_jumps_to_a_step():
         from textual.command import CommandList, CommandPalette
 
         await pilot.press("ctrl+p")
-        await until(pilot, lambda: isinstance(app.screen, CommandPalette), what="the command palette")
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette) and app.screen.is_mounted, what="the command palette")
         await pilot.press(*"envoyfilters")
 
         def top_hit() -> str:

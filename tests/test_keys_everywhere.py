@@ -39,10 +39,10 @@ async def _quits_from(dialog_factory) -> None:
         dialog = dialog_factory()
         if dialog is None:
             await pilot.press("ctrl+p")
-            await until(pilot, lambda: isinstance(app.screen, CommandPalette), what="the command palette")
+            await until(pilot, lambda: isinstance(app.screen, CommandPalette) and app.screen.is_mounted, what="the command palette")
         else:
             app.push_screen(dialog)
-            await until(pilot, lambda: app.screen is dialog, what="the dialog")
+            await until(pilot, lambda: app.screen is dialog and dialog.is_mounted, what="the dialog")
         await pilot.press("ctrl+q")
         await until(pilot, lambda: app._exit, what="the app to quit")
 
@@ -67,9 +67,9 @@ async def test_help_opens_from_the_start_up_summary_and_closes_again(key):
         await app.start_page_ready.wait()
         summary = ResumeScreen("demo-project-01 / europe-west4-a / c1")
         app.push_screen(summary)
-        await until(pilot, lambda: app.screen is summary, what="the summary")
+        await until(pilot, lambda: app.screen is summary and summary.is_mounted, what="the summary")
         await pilot.press(key)
-        await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help over the summary")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen.is_mounted, what="help over the summary")
         await pilot.press(key)
         await until(pilot, lambda: app.screen is summary, what="help closed, the summary back")
 
@@ -81,13 +81,13 @@ async def test_question_mark_in_the_confirmation_field_is_typed_not_help():
         await app.start_page_ready.wait()
         confirm = ConfirmCost("Create the cluster", ["cluster c1"], 376.8, "c1")
         app.push_screen(confirm)
-        await until(pilot, lambda: app.screen is confirm, what="the confirmation")
+        await until(pilot, lambda: app.screen is confirm and confirm.is_mounted, what="the confirmation")
         await pilot.press("question_mark")
         await pilot.pause()
         assert app.screen is confirm
         assert confirm.query_one(Input).value == "?"
         await pilot.press("f1")
-        await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="F1 opens help while typing")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen.is_mounted, what="F1 opens help while typing")
 
 
 @pytest.mark.asyncio

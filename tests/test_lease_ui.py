@@ -89,7 +89,7 @@ async def test_watcher_sees_the_holder_and_chooses_watch_only_then_take_over(mak
             assert "driven by alice@alices-laptop" in str(bar.render())
 
             await press_apply(pilot, app)
-            await until(pilot, lambda: isinstance(app.screen, LeaseHeldScreen), what="the question")
+            await until(pilot, lambda: isinstance(app.screen, LeaseHeldScreen) and app.screen.is_mounted, what="the question")
             question = str(app.screen.query_one("#lease-what").render())
             assert "alice@alices-laptop, pid 4242 has been changing this deployment since" in question
             assert "renewed" in question
@@ -104,7 +104,7 @@ async def test_watcher_sees_the_holder_and_chooses_watch_only_then_take_over(mak
             assert bar.lease == ALICE_DRIVES
 
             await press_apply(pilot, app)
-            await until(pilot, lambda: isinstance(app.screen, LeaseHeldScreen), what="the question again")
+            await until(pilot, lambda: isinstance(app.screen, LeaseHeldScreen) and app.screen.is_mounted, what="the question again")
             app.screen.query_one("#lease-take", Button).press()
             await until(pilot, lambda: len(filters_present(ctx)) == 3, what="the filters applied")
             mine = Identity.current().holder
@@ -186,7 +186,7 @@ async def test_operate_asks_through_the_same_lease_and_watch_only_leaves_the_rep
             button = confirm.query_one("#confirm")
             await until(pilot, lambda: not button.disabled, what="the Confirm button")
             button.press()
-            await until(pilot, lambda: isinstance(app.screen, LeaseHeldScreen), what="the lease question")
+            await until(pilot, lambda: isinstance(app.screen, LeaseHeldScreen) and app.screen.is_mounted, what="the lease question")
             await pilot.press("escape")  # Watch only
             await until(pilot, lambda: notified(app, "Watching only"), what="the notification")
             assert not page.busy and page.result is None

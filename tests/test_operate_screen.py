@@ -58,7 +58,7 @@ def test_operate_page_shows_the_status_and_scales_through_confirm_cost(make_sim_
             assert "$500.40/day" in str(hint.render())
 
             page.query_one("#ops-scale").press()                     # first: cancel
-            await until(pilot, lambda: isinstance(app.screen, ConfirmCost))
+            await until(pilot, lambda: isinstance(app.screen, ConfirmCost) and app.screen.is_mounted)
             assert app.screen.cost_per_day == pytest.approx(500.40)
             assert any("Grow node pool tpu-pool from 3 to 4" in line for line in app.screen.lines)
             await pilot.press("escape")

@@ -40,7 +40,7 @@ def make_app(world, **kw) -> RhaiiApp:
 @contextlib.asynccontextmanager
 async def summary_shown(app: RhaiiApp):
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, ResumeScreen), what="the summary")
+        await until(pilot, lambda: isinstance(app.screen, ResumeScreen) and app.screen.is_mounted, what="the summary")
         screen = app.screen
         await until(pilot, lambda: screen.standing is not None, what="every probe")
         await pilot.pause()
@@ -187,7 +187,7 @@ async def test_enter_waits_for_the_probes_and_the_progress_line_counts_them(make
         mp.setattr(registry, "probe_step", slow_step_5)
         try:
             async with app.run_test(size=SIZE) as pilot:
-                await until(pilot, lambda: isinstance(app.screen, ResumeScreen), what="the summary")
+                await until(pilot, lambda: isinstance(app.screen, ResumeScreen) and app.screen.is_mounted, what="the summary")
                 screen = app.screen
                 await until(pilot, lambda: len(screen.received) == 10, what="ten probes in")
                 progress = str(screen.query_one("#resume-progress").render())
@@ -260,7 +260,7 @@ async def test_on_a_small_terminal_the_buttons_stay_on_screen_and_the_summary_sc
     world = make_sim_world("deployed")
     app = make_app(world)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, ResumeScreen), what="the summary")
+        await until(pilot, lambda: isinstance(app.screen, ResumeScreen) and app.screen.is_mounted, what="the summary")
         screen = app.screen
         await until(pilot, lambda: screen.standing is not None, what="every probe")
         await pilot.pause()

@@ -90,7 +90,7 @@ async def plan_loaded(pilot):
 async def confirm_cost(pilot, word: str = CLUSTER) -> str:
     """Type the cluster name into ConfirmCost and confirm; returns the modal's text."""
     app = pilot.app
-    await until(pilot, lambda: isinstance(app.screen, ConfirmCost), what="the cost confirmation")
+    await until(pilot, lambda: isinstance(app.screen, ConfirmCost) and app.screen.is_mounted, what="the cost confirmation")
     modal = app.screen
     # on the terminal once a screen update has laid it out
     await until(pilot, lambda: modal.query_one("#confirm", Button).is_on_screen, what="the confirmation shown")
@@ -203,7 +203,7 @@ async def test_api_disabled_row_then_enable_it_from_the_screen(make_sim_world, t
         await until(pilot, lambda: "Enable the Kubernetes Engine API" in screen_text(app), what="the enable button")
         app.query_one("#check-api").focus()  # page keys work once the focus is in the page
         await pilot.press("e")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), what="the enable question")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal) and app.screen.is_mounted, what="the enable question")
         assert "gcloud services enable container.googleapis.com" in rendered(app.screen.query_one("#ask-text"))
         await pilot.press("y")
         await until(pilot, lambda: checklist.status("api") == "pass" and not app.current_page._checking,
@@ -664,7 +664,7 @@ async def test_step_2_main_action_has_a_key_that_works_at_80x24(make_sim_world, 
         app.query_one("#sidebar").focus()  # the page's keys work from the sidebar too
         await pilot.pause()
         await pilot.press("A")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmCost), what="the create confirmation")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmCost) and app.screen.is_mounted, what="the create confirmation")
         assert "Create the GKE cluster" in app.screen.confirm_title
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, ConfirmCost), what="the confirmation closed")
