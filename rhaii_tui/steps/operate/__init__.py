@@ -38,7 +38,8 @@ once (that costs no availability): this is also how a failed new image is cleare
 
 One module per action, everything re-exported here (`from rhaii_tui.steps import operate`):
 common.py (constants, object readers, Runner), status.py, scale.py, zero.py (scale to zero /
-resume), image.py, migrate.py, teardown.py, confirm.py (describe), headless.py (ops ...).
+resume), schedule.py (the scheduled scale-to-zero), image.py, migrate.py, teardown.py, confirm.py
+(describe), headless.py (ops ...).
 """
 
 from __future__ import annotations
@@ -155,6 +156,14 @@ from .headless import (  # noqa: F401
     run_action,
 )
 
+from .schedule import (  # noqa: F401
+    ZeroSchedule,
+    cancel_schedule,
+    deadline_from,
+    read_schedule,
+    schedule_zero,
+)
+
 __all__ = [
     "OpsStatus", "PodRow", "OpEvent", "OpResult", "Runner", "ScalePlan", "QuotaCheck", "TeardownPlan",
     "ChecklistItem", "ItemState", "CHECKLIST", "ROLLBACK_CHECKLIST", "SCOPES", "ACTIONS",
@@ -162,4 +171,5 @@ __all__ = [
     "rollback_image", "previous_image", "resolve_image", "image_tag", "migration_status", "migrate",
     "rollback_migration", "find_single_model", "plan_teardown", "teardown",
 ]
-__all__ += ["Confirmation", "describe", "HeadlessOutcome", "run_headless", "run_action", "take_lease"]
+__all__ += ["Confirmation", "describe", "HeadlessOutcome", "run_headless", "run_action", "take_lease",
+            "ZeroSchedule", "schedule_zero", "cancel_schedule", "read_schedule", "deadline_from"]

@@ -41,7 +41,8 @@ K_MIGRATION = "ops_migration"          # {"budget_confirmed_at", "migrated_at", 
 K_LAST = "ops_last"                    # {"action", "ok", "summary", "at"}
 
 ACTIONS = ("scale", "scale-to-zero", "resume", "update-image", "rollback-image", "migrate",
-           "rollback-migration", "teardown-service", "teardown-node-pool", "teardown-cluster")
+           "rollback-migration", "teardown-service", "teardown-node-pool", "teardown-cluster",
+           "schedule-zero", "cancel-schedule-zero")
 
 
 # --------------------------------------------------------------------------------------------

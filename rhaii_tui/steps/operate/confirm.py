@@ -44,7 +44,7 @@ class Confirmation:
 
 
 def describe(ctx: Any, action: str, *, status: OpsStatus | None = None, n: int | None = None,
-             tag: str | None = None, single: str | None = None) -> Confirmation:
+             tag: str | None = None, single: str | None = None, deadline: float | None = None) -> Confirmation:
     """What `action` would do now, with its cost, and whether it needs a confirmation."""
     st = status or read_status(ctx, with_operation=False)
     now = st.cost_now
@@ -103,5 +103,30 @@ def describe(ctx: Any, action: str, *, status: OpsStatus | None = None, n: int |
         if not kept.get("manifest"):
             c.refused, c.fix, c.needed = ("No saved single-model configuration to go back to.",
                                           "The migration saves it before deleting the single-model deployment.", False)
+        return c
+    if action == "schedule-zero":
+        from .schedule import fmt_utc
+
+        when = fmt_utc(deadline) if deadline is not None else "the deadline"
+        saves = round(now - st.cost_after("scale-to-zero"), 2) if st.pool_nodes else 0.0
+        c = Confirmation(action, f"Scale {st.service} to zero at {when}",
+                         [f"a CronJob (own ServiceAccount, a Role that may only patch {st.service}) sets "
+                          f"{st.service} to 0 replicas at {when}",
+                          f"node pool {TPU_POOL_NAME}: autoscaling 0-{max(st.pool_nodes, st.replicas_desired or 0, 1)} "
+                          "nodes; GKE removes the idle TPU nodes ~10 min after the deadline",
+                          f"saves ≈ ${saves:,.2f}/day from then on; 'ops resume' restores both"],
+                         now, st.cost_after("scale-to-zero"), True, destructive=True, what="This will schedule:")
+        if not st.pool_exists or not st.exists:
+            c.refused = f"There is no TPU node pool {TPU_POOL_NAME}." if not st.pool_exists else \
+                f"{st.service} is not deployed."
+            c.fix, c.needed = "Nothing to scale to zero: deploy it first (steps 2 and 5).", False
+        return c
+    if action == "cancel-schedule-zero":
+        sched = st.schedule
+        c = Confirmation(action, "Cancel the scheduled scale-to-zero",
+                         ["delete the CronJob, its ServiceAccount, Role and RoleBinding"
+                          + (f" ({sched.describe()})" if sched else ""),
+                          f"node pool {TPU_POOL_NAME}: autoscaling back to how it was"],
+                         now, now, needed=False, what="This will:")
         return c
     raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")

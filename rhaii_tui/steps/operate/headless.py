@@ -11,6 +11,7 @@ from ...cloud.gke import CloudError
 from .common import ACTIONS, OpEvent, OpResult
 from .scale import scale
 from .zero import resume, scale_to_zero
+from .schedule import cancel_schedule, schedule_zero
 from .image import rollback_image, update_image
 from .migrate import migrate, rollback_migration
 from .teardown import teardown
@@ -42,7 +43,7 @@ def run_headless(ctx: Any, action: str, *, yes: bool = False, n: int | None = No
                  stop: threading.Event | None = None, **options: Any) -> HeadlessOutcome:
     """One `rhaii-tui ops` action: refuses billable/destructive ones without `yes` (exit 2, naming
     what and the cost), takes the deploy lease while it changes things, runs the action."""
-    conf = describe(ctx, action, n=n, tag=tag, single=single)
+    conf = describe(ctx, action, n=n, tag=tag, single=single, deadline=options.get("deadline"))
     if conf.refused:
         res = OpResult(action, False, conf.refused, conf.fix, changed=False)
         return HeadlessOutcome(1, res, conf, conf.refused)
@@ -101,4 +102,8 @@ def run_action(ctx: Any, action: str, *, n: int | None = None, tag: str | None =
         return migrate(ctx, single=single, replicas=n, budget_confirmed=True, **kw)
     if action == "rollback-migration":
         return rollback_migration(ctx, **kw)
+    if action == "schedule-zero":
+        return schedule_zero(ctx, **kw)
+    if action == "cancel-schedule-zero":
+        return cancel_schedule(ctx, **kw)
     raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")

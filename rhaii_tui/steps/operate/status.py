@@ -83,6 +83,7 @@ class OpsStatus:
     problem: str = ""
     fix: str = ""
     spend: Any = None                       # spend.Spend: the cost meter (None when it could not be read)
+    schedule: Any = None                    # schedule.ZeroSchedule: the scheduled scale-to-zero, if any
 
     @property
     def image_tag(self) -> str:
@@ -127,7 +128,8 @@ class OpsStatus:
     @property
     def resume_size(self) -> int:
         """The size the pool had when this deployment was scaled to zero; without one, the replicas."""
-        return int(self.scaled_to_zero_from or self.replicas_desired or self.configured_replicas or 1)
+        before = self.schedule.replicas_before if self.schedule is not None else 0
+        return int(self.scaled_to_zero_from or self.replicas_desired or before or self.configured_replicas or 1)
 
     @property
     def state(self) -> StepState:
@@ -141,6 +143,9 @@ class OpsStatus:
                              fix="Deploy it in step 5.", data=self.to_dict())
         if self.pool_nodes == 0 and self.scaled_to_zero_from:
             return StepState(Status.SKIPPED, f"Scaled to zero (was {self.scaled_to_zero_from} TPU nodes); "
+                             f"≈ ${self.cost_now:,.2f}/day.", fix="Resume to serve again.", data=self.to_dict())
+        if self.schedule is not None and self.replicas_desired == 0:
+            return StepState(Status.SKIPPED, f"Scaled to zero by the schedule ({self.schedule.describe()}); "
                              f"≈ ${self.cost_now:,.2f}/day.", fix="Resume to serve again.", data=self.to_dict())
         want = self.replicas_desired or 0
         if self.llmisvc_ready and self.replicas_ready >= want:
@@ -171,6 +176,8 @@ class OpsStatus:
         if self.scaled_to_zero_from and self.pool_nodes == 0:
             rows.append(("Resume to", f"{self.scaled_to_zero_from} TPU nodes "
                          f"(≈ ${self.cost_after('resume'):,.2f}/day)"))
+        if self.schedule is not None:
+            rows.append(("Scale to 0", self.schedule.describe()))
         if self.operation:
             rows.append(("In progress", self.operation))
         if self.problem:
@@ -190,6 +197,7 @@ class OpsStatus:
             "scaled_to_zero_from": self.scaled_to_zero_from, "previous_image": self.previous_image,
             "cost_now": self.cost_now, "problem": self.problem, "fix": self.fix,
             "cost": self._cost_dict(),
+            "schedule": self.schedule.to_dict() if self.schedule is not None else None,
         }
 
     def _cost_dict(self) -> dict[str, Any]:
@@ -224,6 +232,17 @@ def _read_spend(ctx: Any, nodes: int, info: Any, ages: list[float]) -> Any:
         return None
 
 
+def _read_schedule(ctx: Any, isvc: Any, pool_nodes: int) -> Any:
+    """The scheduled scale-to-zero (schedule.py), or None; a failure to read it is only logged."""
+    from .schedule import read_schedule
+
+    try:
+        return read_schedule(ctx, isvc=isvc or {}, pool_nodes=pool_nodes)
+    except CloudError as e:
+        log.info("scheduled scale-to-zero: %s", e)
+        return None
+
+
 def read_status(ctx: Any, *, with_operation: bool = True) -> OpsStatus:
     """The deployment at a glance, from the live cloud. Never raises: a failure is `problem`."""
     cfg = ctx.cfg
@@ -254,6 +273,7 @@ def read_status(ctx: Any, *, with_operation: bool = True) -> OpsStatus:
         isvc = kube.get(m.LLMISVC_API_VERSION, LLMISVC_KIND, cfg.service, cfg.namespace)
         gw = kube.get(GATEWAY_API_VERSION, "Gateway", GATEWAY_NAME, GATEWAY_NAMESPACE)
         pods = kube.list("v1", "Pod", cfg.namespace, label_selector=workload_selector(cfg)) if isvc else []
+        st.schedule = _read_schedule(ctx, isvc, st.pool_nodes)
     except CloudError as e:
         st.problem, st.fix = e.message, e.fix
         return st

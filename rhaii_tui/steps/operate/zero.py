@@ -11,6 +11,7 @@ from ...config import TPU_POOL_NAME, cost_per_day
 from .common import K_ZERO, OpEvent, OpResult, READY_TIMEOUT, Runner, _run
 from .status import read_status
 from .scale import check_quota
+from .schedule import restore_after_schedule
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ def resume(ctx: Any, *, on_event: Callable[[OpEvent], None] | None = None, stop:
                             changed=False)
         if not st.exists:
             return OpResult("resume", False, f"{st.service} is not deployed.", "Deploy it in step 5.", changed=False)
-        n = st.resume_size
+        restored = restore_after_schedule(run)   # a scheduled scale-to-zero: its objects go, replicas back
+        n = restored or st.resume_size
         if st.pool_nodes < n:
             q = check_quota(ctx, n)
             run.say("check", q.message)
