@@ -7,6 +7,10 @@ autoscaler removes it: the Node object goes, the pool's node count drops by one,
 pool's `minNodeCount`. No GKE operation is recorded (the autoscaler resizes the managed instance
 group directly, as on GKE). Scale-up (Pending pods) is not modelled: pools grow by setSize.
 
+Only TPU pools scale down here. On GKE the untainted pools (the default pool) run the system
+Pods (kube-dns, metrics-server, konnectivity...), which the autoscaler does not evict
+(skip-nodes-with-system-pods); the emulator does not run those Pods, so it leaves those pools be.
+
 `unneeded since` is kept in memory (the real autoscaler also starts counting again after a
 restart); `World.fast_forward` moves it back with the operations.
 """
@@ -50,7 +54,7 @@ class ClusterAutoscaler:
                 continue
             for pool in list(c.pools.values()):
                 enabled, lo, _hi = autoscaling_of(pool)
-                if not enabled or pool.status != "RUNNING" or self._pool_busy(c, pool):
+                if not enabled or pool.status != "RUNNING" or self._pool_busy(c, pool) or not pool.tpu_chips_per_node:
                     continue
                 try:
                     removed |= self._pool(key, sim, pool, lo, now, seen)
