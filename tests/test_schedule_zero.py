@@ -263,3 +263,63 @@ def test_set_autoscaling_is_validated_and_shown_in_the_pool(make_sim_world, tmp_
     op = gke.set_pool_autoscaling(CLUSTER, TPU_POOL_NAME, None)
     gke.wait(op, poll_min=0.01, poll_max=0.05, timeout=60)
     assert next(p for p in gke.list_node_pools(CLUSTER) if p.name == TPU_POOL_NAME).autoscaling is None
+
+
+# --- the Operate page -----------------------------------------------------------------------------
+
+
+def test_operate_page_schedules_and_cancels_through_confirm_cost(make_sim_world, tmp_path):
+    import asyncio
+
+    from textual.widgets import Input, Log
+
+    from rhaii_tui.app import RhaiiApp
+    from rhaii_tui.screens.operate import OperateScreen
+    from rhaii_tui.widgets.confirm_cost import ConfirmCost
+    from rhaii_tui.widgets.operate_status import OpsStatusPane
+
+    world = make_sim_world("deployed")
+    cfg = DeployConfig(project=world.endpoints["project"], replicas=3)
+    app = RhaiiApp(cfg, profile=world.profile(), state_store=StateStore(tmp_path / "state"), start_step=12)
+
+    async def until(pilot, predicate, timeout: float = 30.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            if loop.time() > deadline:
+                raise AssertionError("timed out waiting in the app")
+            await pilot.pause(0.05)
+
+    async def walk() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await app.start_page_ready.wait()
+            page = app.current_page
+            assert isinstance(page, OperateScreen)
+            await until(pilot, lambda: page.status is not None and page.status.replicas_ready == 3)
+            when = page.query_one("#ops-when", Input)
+            when.value = "soon"
+            page.query_one("#ops-schedule").press()                      # bad input: a message, nothing asked
+            await pilot.pause()
+            assert not isinstance(app.screen, ConfirmCost)
+            when.value = "5h"
+            page.query_one("#ops-schedule").press()
+            await until(pilot, lambda: isinstance(app.screen, ConfirmCost) and app.screen.query("#confirm"))
+            confirm = app.screen
+            assert any("Role that may only patch" in line for line in confirm.lines)
+            confirm.query_one("#confirm-input", Input).value = cfg.cluster
+            button = confirm.query_one("#confirm")
+            await until(pilot, lambda: not button.disabled)
+            button.press()
+            await until(pilot, lambda: page.result is not None, timeout=60)
+            assert page.result.ok, (page.result.summary, page.result.fix)
+            await until(pilot, lambda: page.status.schedule is not None)
+            assert "Scale to 0" in page.query_one(OpsStatusPane).text
+            page.result = None
+            page.query_one("#ops-unschedule").press()                      # cancelling needs no confirmation
+            await until(pilot, lambda: page.result is not None, timeout=60)
+            assert page.result.ok and "Cancelled" in page.result.summary
+            await until(pilot, lambda: page.status.schedule is None)
+            assert "Cancelled the scheduled scale-to-zero" in "\n".join(page.query_one(Log).lines)
+
+    asyncio.run(walk())
+    assert cluster_view(world) == (3, 3, 3, None)

@@ -131,6 +131,21 @@ def deadline_from(after: str | None, at: str | None, now: float) -> float:
     return t
 
 
+def deadline_from_text(text: str, now: float) -> float:
+    """The Operate page's one field: "2h" / "in 2h" (after) or "18:30" / "at 2026-12-08 18:30" (at)."""
+    t = (text or "").strip()
+    low = t.lower()
+    if not t:
+        raise ValueError("Type when to scale to zero: a duration such as 2h (from now) or a time such as 18:30 (UTC).")
+    if low.startswith("in "):
+        return deadline_from(t[3:], None, now)
+    if low.startswith("at "):
+        return deadline_from(None, t[3:], now)
+    if ":" in t or re.match(r"\d{4}-", t):
+        return deadline_from(None, t, now)
+    return deadline_from(t, None, now)
+
+
 def cron_for(t: float) -> str:
     """minute hour day month *: the deadline's minute (UTC), once a year."""
     d = _dt.datetime.fromtimestamp(t, _dt.timezone.utc)
@@ -430,5 +445,6 @@ def restore_after_schedule(run: Runner) -> int | None:
     return want
 
 
-__all__ = ["ZeroSchedule", "schedule_zero", "cancel_schedule", "read_schedule", "deadline_from", "parse_duration",
+__all__ = ["ZeroSchedule", "schedule_zero", "cancel_schedule", "read_schedule", "deadline_from", "deadline_from_text",
+           "parse_duration",
            "parse_time", "manifests", "schedule_name", "cron_for", "patch_ops", "ANN_AT", "KUBECTL_IMAGE"]
