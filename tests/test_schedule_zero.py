@@ -107,7 +107,8 @@ def test_the_jobs_role_may_only_get_and_patch_that_one_service():
 
     objs = sz.manifests("ns1", "svc", NOW + 3600, replicas=3, nodes=3, autoscaling_before=None)
     kinds = {o["kind"]: o for o in objs}
-    assert set(kinds) == {"ServiceAccount", "Role", "RoleBinding", "CronJob"}
+    assert set(kinds) == {"ServiceAccount", "Role", "RoleBinding", "NetworkPolicy", "CronJob"}
+    assert kinds["NetworkPolicy"]["spec"]["egress"][0]["ports"] == [{"protocol": "TCP", "port": 443}]
     assert kinds["Role"]["rules"] == [{"apiGroups": ["serving.kserve.io"], "resources": ["llminferenceservices"],
                                        "resourceNames": ["svc"], "verbs": ["get", "patch"]}]
     pod = kinds["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
@@ -223,7 +224,8 @@ def test_the_job_cannot_touch_another_service(make_sim_world, tmp_path):
     assert res.ok, res.summary
     name = sz.schedule_name(ctx.cfg.service)
     kube = ctx.kube()
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sneaky", "namespace": ctx.cfg.namespace},
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sneaky", "namespace": ctx.cfg.namespace,
+                                                           "labels": {"app.kubernetes.io/name": name}},
            "spec": {"serviceAccountName": name, "restartPolicy": "Never",
                     "containers": [{"name": "k", "image": sz.KUBECTL_IMAGE,
                                     "args": ["patch", "deployment", "anything", "-n", ctx.cfg.namespace,

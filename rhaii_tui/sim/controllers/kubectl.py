@@ -10,6 +10,7 @@ RoleBindings (sim/rbac.py), applied to the stored object, and the container exit
     forbidden: 'Error from server (Forbidden): ... cannot patch resource ...', exit 1
     not found: 'Error from server (NotFound): ... "NAME" not found', exit 1
     rejected (a JSON patch whose test op fails...): 'Error from server (UnprocessableEntity): ...', exit 1
+    no route (a NetworkPolicy drops the Pod's egress to the API server): 'dial tcp ...: i/o timeout', exit 1
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from .. import rbac
 from ..kube import patch as patches
 from ..store import ApiError, ResourceType, Store
 from .logscripts import Script
+
+
+API_HOST = "kubernetes.default.svc"  # in-cluster kubectl: KUBERNETES_SERVICE_HOST, the `kubernetes` Service
+API_IP = "34.118.224.1"              # that Service's ClusterIP on GKE (services range), as kubectl prints it
 
 
 @dataclass(frozen=True)
@@ -98,13 +103,19 @@ def resolve(store: Store, resource: str) -> ResourceType | None:
     return None
 
 
-def run(store: Store, pod: dict[str, Any], cmd: KubectlPatch) -> Script:
-    """Perform the patch as the Pod's ServiceAccount; the container's output and exit code."""
+def run(store: Store, pod: dict[str, Any], cmd: KubectlPatch, reach: str = "open") -> Script:
+    """Perform the patch as the Pod's ServiceAccount; the container's output and exit code.
+    `reach`: what the Pod's connection to the API server does ("open", or "timeout" when a
+    NetworkPolicy drops the egress: kubectl gives up after its 30 s dial timeout)."""
     s = Script()
     md = pod.get("metadata") or {}
     pod_ns = md.get("namespace") or "default"
     ns = cmd.namespace or pod_ns
     sa = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+    if reach != "open":
+        s.add(30.0, f"error: Get \"https://{API_IP}:443/api?timeout=32s\": dial tcp {API_IP}:443: i/o timeout")
+        s.exit_at, s.exit_code = 30.1, 1
+        return s
     code, line = _patch(store, ns, pod_ns, sa, cmd)
     s.add(0.4, line)
     s.exit_at, s.exit_code = 0.5, code

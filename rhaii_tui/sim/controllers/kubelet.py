@@ -502,7 +502,8 @@ class Kubelet:
             s = logscripts.istio_proxy(name, ns, ip, r,
                                        router="gateway.networking.k8s.io/gateway-name" in labels)
         elif not init and (patch_cmd := kubectl.parse(c)) is not None:
-            s = kubectl.run(self.ctl.store, pod, patch_cmd)
+            s = kubectl.run(self.ctl.store, pod, patch_cmd,
+                            self._connect(pod, netprobe.ProbeCommand("curl", kubectl.API_HOST, 443, 30.0)))
         elif not init and (probe_cmd := netprobe.parse(c)) is not None:
             s = netprobe.script(probe_cmd, self._connect(pod, probe_cmd))
         elif labels.get("app.kubernetes.io/component") == EPP_COMPONENT and c["name"] == "main":

@@ -3,7 +3,8 @@
 At the deadline, with nobody at the keyboard and the wizard not running:
 
 - a CronJob `<service>-scale-to-zero` (its own ServiceAccount, and a Role that may only get and
-  patch that one LLMInferenceService: `resourceNames: [<service>]`, nothing else) runs
+  patch that one LLMInferenceService: `resourceNames: [<service>]`, nothing else; a NetworkPolicy
+  lets its pod reach the API server, since step 8 makes egress deny-by-default) runs
   `kubectl patch llminferenceservice <service> --type json` in a kubectl image, setting the
   replicas to 0: KServe removes the vLLM pods;
 - the TPU node pool has autoscaling with a minimum of 0 (set when the schedule is made, maximum
@@ -175,8 +176,11 @@ def patch_ops(deadline: float) -> list[dict[str, Any]]:
 
 
 def manifests(namespace: str, service: str, deadline: float, *, replicas: int, nodes: int,
-              autoscaling_before: tuple[int, int] | None) -> list[dict[str, Any]]:
-    """ServiceAccount, Role (get/patch on this one LLMInferenceService only), RoleBinding, CronJob."""
+              autoscaling_before: tuple[int, int] | None, api_server_cidrs: list[str] | None = None
+              ) -> list[dict[str, Any]]:
+    """ServiceAccount, Role (get/patch on this one LLMInferenceService only), RoleBinding, a
+    NetworkPolicy letting the job's pod reach the API server (step 8's policies make egress
+    deny-by-default in the namespace), CronJob."""
     name = schedule_name(service)
     labels = _labels(service)
     md = {"name": name, "namespace": namespace, "labels": labels}
@@ -191,12 +195,22 @@ def manifests(namespace: str, service: str, deadline: float, *, replicas: int, n
     binding = {"apiVersion": RBAC, "kind": "RoleBinding", "metadata": dict(md),
                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]}
+    api_peers = [{"ipBlock": {"cidr": c}} for c in (api_server_cidrs or [])] or [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
+    netpol = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": dict(md),
+              "spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/name": name}},
+                       "policyTypes": ["Egress"],
+                       "egress": [{"to": api_peers, "ports": [{"protocol": "TCP", "port": 443}]}]}}
     container = {"name": "scale-to-zero", "image": KUBECTL_IMAGE,
                  "args": ["patch", "llminferenceservice", service, "-n", namespace, "--type", "json",
                           "-p", json.dumps(patch_ops(deadline), separators=(",", ":"))],
                  "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
                  "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "runAsUser": 65532,
                                      "capabilities": {"drop": ["ALL"]}}}
+    pod_template = {
+        # a sidecar would keep the Job from ever completing
+        "metadata": {"labels": labels, "annotations": {"sidecar.istio.io/inject": "false"}},
+        "spec": {"serviceAccountName": name, "restartPolicy": "Never", "containers": [container]},
+    }
     cron = {"apiVersion": "batch/v1", "kind": "CronJob",
             "metadata": {**md, "annotations": annotations},
             "spec": {"schedule": cron_for(deadline), "timeZone": "Etc/UTC", "concurrencyPolicy": "Forbid",
@@ -204,11 +218,8 @@ def manifests(namespace: str, service: str, deadline: float, *, replicas: int, n
                      "failedJobsHistoryLimit": 1,
                      "jobTemplate": {"metadata": {"labels": labels},
                                      "spec": {"backoffLimit": 2, "ttlSecondsAfterFinished": 86400,
-                                              "template": {"metadata": {"labels": labels},
-                                                           "spec": {"serviceAccountName": name,
-                                                                    "restartPolicy": "Never",
-                                                                    "containers": [container]}}}}}}
-    return [sa, role, binding, cron]
+                                              "template": pod_template}}}}
+    return [sa, role, binding, netpol, cron]
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,9 +369,11 @@ def schedule_zero(ctx: Any, deadline: float, *, on_event: Callable[[OpEvent], No
         else:
             replicas = int(st.replicas_desired or st.configured_replicas or 1)
             nodes, before = st.pool_nodes, auto_now
+        from ..netpol import _api_server_cidrs
+
         kube = ctx.kube()
         for obj in manifests(cfg.namespace, cfg.service, deadline, replicas=replicas, nodes=nodes,
-                             autoscaling_before=before):
+                             autoscaling_before=before, api_server_cidrs=_api_server_cidrs(ctx)):
             run.say("schedule", f"Applying {obj['kind']} {obj['metadata']['name']}...")
             kube.apply(obj, cfg.namespace)
         _annotate_service(run, rfc3339(deadline))
@@ -385,7 +398,8 @@ def remove_schedule(run: Runner, sched: ZeroSchedule | None) -> bool:
     kube = ctx.kube()
     name = schedule_name(cfg.service)
     gone = False
-    for api, kind in (("batch/v1", "CronJob"), (RBAC, "RoleBinding"), (RBAC, "Role"), ("v1", "ServiceAccount")):
+    for api, kind in (("batch/v1", "CronJob"), (RBAC, "RoleBinding"), (RBAC, "Role"), ("v1", "ServiceAccount"),
+                      ("networking.k8s.io/v1", "NetworkPolicy")):
         if kube.delete(api, kind, name, cfg.namespace):
             run.say("schedule", f"Deleted {kind} {name}.")
             gone = True
