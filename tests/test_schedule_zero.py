@@ -201,7 +201,7 @@ def test_cancel_removes_the_schedule_and_the_pool_autoscaling(make_sim_world, tm
     assert res.ok and not res.changed and "nothing to cancel" in res.summary
 
 
-def test_bad_input_and_no_deployment_exit_2_with_a_message(make_sim_world, capsys, cli_env):
+def test_bad_input_and_no_deployment_exit_2_with_a_message(make_sim_world, tmp_path, capsys, cli_env):
     world = make_sim_world("deployed")
     for argv, says in ((("--after", "soon", "--yes"), "not a duration"),
                        (("--at", "2020-01-01 10:00", "--yes"), "in the past"),
@@ -210,6 +210,10 @@ def test_bad_input_and_no_deployment_exit_2_with_a_message(make_sim_world, capsy
         assert code == 2 and says in err and "Traceback" not in err, (argv, err)
     code, out, err = run_cli(capsys, world, "ops", "schedule-zero", "--yes")
     assert code == 2 and "Traceback" not in err
+
+    assert operate.scale_to_zero(make_ctx(world, tmp_path)).ok                 # already at zero: nothing to do
+    code, out, err = run_cli(capsys, world, "ops", "schedule-zero", "--after", "1h", "--yes")
+    assert code == 2 and "already at 0 TPU nodes" in err, err
 
     bare = make_sim_world("cluster-ready")
     code, out, err = run_cli(capsys, bare, "ops", "schedule-zero", "--after", "1h", "--yes")

@@ -120,6 +120,10 @@ def describe(ctx: Any, action: str, *, status: OpsStatus | None = None, n: int |
             c.refused = f"There is no TPU node pool {TPU_POOL_NAME}." if not st.pool_exists else \
                 f"{st.service} is not deployed."
             c.fix, c.needed = "Nothing to scale to zero: deploy it first (steps 2 and 5).", False
+        elif st.pool_nodes == 0:
+            # autoscaling on a pool at 0 with replicas waiting would make GKE add TPU nodes until then
+            c.refused = f"Node pool {TPU_POOL_NAME} is already at 0 TPU nodes: nothing to schedule."
+            c.fix, c.needed = "Resume first ('ops resume') if it should serve until a deadline.", False
         return c
     if action == "cancel-schedule-zero":
         sched = st.schedule

@@ -362,6 +362,9 @@ def schedule_zero(ctx: Any, deadline: float, *, on_event: Callable[[OpEvent], No
         if not st.pool_exists or not st.exists:
             raise _Failed(f"{cfg.service} is not deployed." if st.pool_exists else
                           f"There is no TPU node pool {TPU_POOL_NAME}.", "Deploy it first (steps 2 and 5).")
+        if st.pool_nodes == 0:   # autoscaling with replicas waiting would make GKE add TPU nodes
+            raise _Failed(f"Node pool {TPU_POOL_NAME} is already at 0 TPU nodes: nothing to schedule.",
+                          "Resume first ('ops resume') if it should serve until a deadline.")
         old = read_schedule(ctx)
         _exists, auto_now = _pool_autoscaling(ctx)
         if old is not None:   # moving a schedule: keep what was there before the first one
