@@ -167,8 +167,11 @@ def test_scheduled_scale_to_zero_happens_with_no_wizard_running_and_resume_resto
     wait_for(world, lambda: cluster_view(world)[1:3] == (0, 0), "the autoscaler to remove the idle TPU nodes")
 
     ctx = make_ctx(world, tmp_path)
+    isvc = ctx.kube().get(m.LLMISVC_API_VERSION, "LLMInferenceService", ctx.cfg.service, ctx.cfg.namespace)
+    assert sz.ANN_AT not in (isvc["metadata"].get("annotations") or {})   # the job disarmed itself: one shot
     st = operate.read_status(ctx)
     assert st.schedule is not None and st.schedule.ran == "succeeded" and "done at" in st.schedule.describe()
+    assert not st.schedule.armed and st.state.status.value == "skipped"
     code, out, err = run_cli(capsys, world, "ops", "status")
     assert code == 0 and "Scale to 0:" in out and "done at" in out
 
@@ -329,3 +332,33 @@ def test_operate_page_schedules_and_cancels_through_confirm_cost(make_sim_world,
 
     asyncio.run(walk())
     assert cluster_view(world) == (3, 3, 3, None)
+
+
+def test_the_jobs_patch_is_one_shot(make_sim_world, tmp_path):
+    """The CronJob's schedule comes back a year later: its patch tests the service's deadline
+    annotation, which the first run (and resume) removes, so a later run changes nothing."""
+    world = make_sim_world("deployed")
+    ctx = make_ctx(world, tmp_path)
+    assert operate.schedule_zero(ctx, sz.deadline_from("5h", None, time.time())).ok
+    kube = ctx.kube()
+    name = sz.schedule_name(ctx.cfg.service)
+    cron = kube.get("batch/v1", "CronJob", name, ctx.cfg.namespace)
+    template = cron["spec"]["jobTemplate"]["spec"]["template"]
+
+    def run_job_pod(pod_name: str) -> dict:
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": pod_name, "namespace": ctx.cfg.namespace, **template["metadata"]},
+               "spec": template["spec"]}
+        kube.apply(pod, ctx.cfg.namespace)
+        return wait_for(world, lambda: (lambda p: p if (p.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+                                        else None)(kube.get("v1", "Pod", pod_name, ctx.cfg.namespace)),
+                        f"pod {pod_name} to finish")
+
+    assert run_job_pod("first")["status"]["phase"] == "Succeeded"          # the deadline's run
+    wait_for(world, lambda: cluster_view(world)[0] == 0, "0 replicas")
+    res = operate.scale(ctx, 3)               # serving again by other means: the schedule's objects stay
+    assert res.ok, (res.summary, res.fix)
+    assert run_job_pod("a-year-later")["status"]["phase"] == "Failed"       # the test op fails: nothing changes
+    log = kube.core.read_namespaced_pod_log("a-year-later", ctx.cfg.namespace, container="scale-to-zero")
+    assert "UnprocessableEntity" in log
+    assert cluster_view(world)[0] == 3

@@ -62,6 +62,8 @@ def resume(ctx: Any, *, on_event: Callable[[OpEvent], None] | None = None, stop:
         if not st.exists:
             return OpResult("resume", False, f"{st.service} is not deployed.", "Deploy it in step 5.", changed=False)
         restored = restore_after_schedule(run)   # a scheduled scale-to-zero: its objects go, replicas back
+        if restored is not None:   # the autoscaler may have removed nodes until its autoscaling went off
+            st = read_status(ctx, with_operation=False)
         n = restored or st.resume_size
         if st.pool_nodes < n:
             q = check_quota(ctx, n)
