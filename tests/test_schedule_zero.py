@@ -155,10 +155,10 @@ def test_scheduled_scale_to_zero_happens_with_no_wizard_running_and_resume_resto
     code, out, err = run_cli(capsys, world, "ops", "schedule-zero", "--after", "2h", "--yes", "--json")
     assert code == 0, err
     doc = json.loads(out)
-    sched = doc["status"]["schedule"]
-    saves = round(cost_per_day(3, DeployConfig().price_per_node_hour) - cost_per_day(0, DeployConfig()
-                                                                                      .price_per_node_hour), 2)
-    assert sched["saves_per_day_usd"] == saves and not sched["due"]
+    price = DeployConfig().price_per_node_hour
+    saves = round(cost_per_day(3, price) - cost_per_day(0, price), 2)
+    assert doc["result"]["data"]["saves_per_day_usd"] == saves and f"${saves:,.2f}/day" in doc["result"]["summary"]
+    assert doc["status"]["schedule"]["at"] == doc["result"]["data"]["at"]
     auto = cluster_view(world)[3]
     assert auto["enabled"] is True and auto["maxNodeCount"] == 3 and "minNodeCount" not in auto  # min 0: left out
 
@@ -188,7 +188,7 @@ def test_scheduled_scale_to_zero_happens_with_no_wizard_running_and_resume_resto
 def test_cancel_removes_the_schedule_and_the_pool_autoscaling(make_sim_world, tmp_path, capsys, cli_env):
     world = make_sim_world("deployed")
     ctx = make_ctx(world, tmp_path)
-    deadline = sz.deadline_from("3h", None, time.time())
+    deadline = sz.deadline_from("20d", None, time.time())  # never due during the test
     res = operate.schedule_zero(ctx, deadline)
     assert res.ok, (res.summary, res.fix)
     st = operate.read_status(ctx)
@@ -227,7 +227,7 @@ def test_the_job_cannot_touch_another_service(make_sim_world, tmp_path):
     """The emulator runs the job's kubectl as its ServiceAccount: aimed at another object, it is Forbidden."""
     world = make_sim_world("deployed")
     ctx = make_ctx(world, tmp_path)
-    res = operate.schedule_zero(ctx, sz.deadline_from("5h", None, time.time()))
+    res = operate.schedule_zero(ctx, sz.deadline_from("20d", None, time.time()))
     assert res.ok, res.summary
     name = sz.schedule_name(ctx.cfg.service)
     kube = ctx.kube()
@@ -310,7 +310,7 @@ def test_operate_page_schedules_and_cancels_through_confirm_cost(make_sim_world,
             page.query_one("#ops-schedule").press()                      # bad input: a message, nothing asked
             await pilot.pause()
             assert not isinstance(app.screen, ConfirmCost)
-            when.value = "5h"
+            when.value = "20d"                                           # not due during the test
             page.query_one("#ops-schedule").press()
             await until(pilot, lambda: isinstance(app.screen, ConfirmCost) and app.screen.query("#confirm"))
             confirm = app.screen
@@ -339,7 +339,7 @@ def test_the_jobs_patch_is_one_shot(make_sim_world, tmp_path):
     annotation, which the first run (and resume) removes, so a later run changes nothing."""
     world = make_sim_world("deployed")
     ctx = make_ctx(world, tmp_path)
-    assert operate.schedule_zero(ctx, sz.deadline_from("5h", None, time.time())).ok
+    assert operate.schedule_zero(ctx, sz.deadline_from("20d", None, time.time())).ok
     kube = ctx.kube()
     name = sz.schedule_name(ctx.cfg.service)
     cron = kube.get("batch/v1", "CronJob", name, ctx.cfg.namespace)
