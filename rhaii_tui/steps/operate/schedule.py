@@ -239,6 +239,7 @@ class ZeroSchedule:
     ran: str = ""                   # "" | "succeeded" | "failed": the Job's outcome
     armed: bool = True              # the service still carries the deadline (not yet run)
     saves_per_day: float = 0.0
+    nodes_now: int | None = None    # the pool's TPU nodes when read
 
     def remaining(self, now: float | None = None) -> float:
         """Calendar seconds until the deadline (negative once passed)."""
@@ -255,7 +256,9 @@ class ZeroSchedule:
 
         when = fmt_utc(self.deadline)
         if self.ran == "succeeded" or (self.due and not self.armed):
-            return f"done at {when}: 0 replicas; idle TPU nodes go ~10 min later (ops resume to serve again)"
+            nodes = ("no TPU node left" if self.nodes_now == 0 else
+                     "the idle TPU nodes go ~10 min after the deadline")
+            return f"done at {when}: 0 replicas, {nodes} (ops resume to serve again)"
         if self.ran == "failed":
             return f"FAILED at {when}: the job could not scale the service (kubectl logs job/... -n ...)"
         left = self.remaining()
@@ -268,7 +271,7 @@ class ZeroSchedule:
                 "seconds_left": max(0.0, round(self.remaining(), 1)), "due": self.due, "armed": self.armed,
                 "ran": self.ran or None, "replicas_before": self.replicas_before, "nodes_before": self.nodes_before,
                 "pool_autoscaling_before": list(self.autoscaling_before) if self.autoscaling_before else None,
-                "saves_per_day_usd": self.saves_per_day, "text": self.describe()}
+                "saves_per_day_usd": self.saves_per_day, "tpu_nodes_now": self.nodes_now, "text": self.describe()}
 
 
 def _parse_before(text: str | None) -> tuple[int, int] | None:
@@ -305,6 +308,7 @@ def read_schedule(ctx: Any, *, isvc: dict | None = None, pool_nodes: int | None 
         for c in (job.get("status") or {}).get("conditions") or []:
             if c.get("status") == "True" and c.get("type") in ("Complete", "Failed"):
                 sched.ran = "succeeded" if c["type"] == "Complete" else "failed"
+    sched.nodes_now = pool_nodes
     nodes = sched.nodes_before if pool_nodes is None else max(pool_nodes, 0)
     if sched.ran == "succeeded" or not sched.armed:
         nodes = pool_nodes or 0
