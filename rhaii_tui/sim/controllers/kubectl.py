@@ -112,6 +112,10 @@ def run(store: Store, pod: dict[str, Any], cmd: KubectlPatch, reach: str = "open
     pod_ns = md.get("namespace") or "default"
     ns = cmd.namespace or pod_ns
     sa = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+    done = _terminated(pod)
+    if done is not None:  # already ran (the emulator restarted since): never patch twice
+        s.exit_at, s.exit_code = 0.5, done
+        return s
     if reach != "open":
         s.add(30.0, f"error: Get \"https://{API_IP}:443/api?timeout=32s\": dial tcp {API_IP}:443: i/o timeout")
         s.exit_at, s.exit_code = 30.1, 1
@@ -120,6 +124,15 @@ def run(store: Store, pod: dict[str, Any], cmd: KubectlPatch, reach: str = "open
     s.add(0.4, line)
     s.exit_at, s.exit_code = 0.5, code
     return s
+
+
+def _terminated(pod: dict[str, Any]) -> int | None:
+    """The exit code of the Pod's (single) container when it has already finished, else None."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        term = (cs.get("state") or {}).get("terminated")
+        if term is not None:
+            return int(term.get("exitCode", 0) or 0)
+    return None
 
 
 def _patch(store: Store, ns: str, pod_ns: str, sa: str, cmd: KubectlPatch) -> tuple[int, str]:
