@@ -362,3 +362,55 @@ def test_the_jobs_patch_is_one_shot(make_sim_world, tmp_path):
     log = kube.core.read_namespaced_pod_log("a-year-later", ctx.cfg.namespace, container="scale-to-zero")
     assert "UnprocessableEntity" in log
     assert cluster_view(world)[0] == 3
+
+
+def test_emulator_cronjob_runs_on_schedule_keeps_history_and_suspends(make_sim_world, tmp_path):
+    """The emulator's CronJob controller on its compressed calendar: Jobs at the schedule's times,
+    finished ones beyond the history limit deleted, none once suspended."""
+    world = make_sim_world("cluster-ready")
+    ctx = make_ctx(world, tmp_path)
+    kube = ctx.kube()
+    ns = "default"
+    rbac = "rbac.authorization.k8s.io/v1"
+    labels = {"app.kubernetes.io/name": "ticker"}
+    for obj in (
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"n": "0"}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "ticker"}},
+        {"apiVersion": rbac, "kind": "Role", "metadata": {"name": "ticker"},
+         "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["cm"], "verbs": ["patch"]}]},
+        {"apiVersion": rbac, "kind": "RoleBinding", "metadata": {"name": "ticker"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "ticker"},
+         "subjects": [{"kind": "ServiceAccount", "name": "ticker", "namespace": ns}]},
+        {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "ticker"},
+         "spec": {"schedule": "*/10 * * * *", "successfulJobsHistoryLimit": 2, "concurrencyPolicy": "Forbid",
+                  "jobTemplate": {"spec": {"template": {"metadata": {"labels": labels}, "spec": {
+                      "serviceAccountName": "ticker", "restartPolicy": "Never",
+                      "containers": [{"name": "k", "image": sz.KUBECTL_IMAGE,
+                                      "args": ["patch", "configmap", "cm", "--type", "merge",
+                                               "-p", '{"data":{"n":"1"}}']}]}}}}}},
+    ):
+        kube.apply(obj, ns)
+
+    def complete_jobs():
+        return [j for j in kube.list("batch/v1", "Job", ns)
+                if any(c.get("type") == "Complete" and c.get("status") == "True"
+                       for c in (j.get("status") or {}).get("conditions") or [])]
+
+    wait_for(world, lambda: (kube.get("v1", "ConfigMap", "cm", ns) or {}).get("data", {}).get("n") == "1",
+             "a scheduled job to patch the ConfigMap")
+    wait_for(world, lambda: len(complete_jobs()) >= 2, "two completed jobs")
+    cron = kube.get("batch/v1", "CronJob", "ticker", ns)
+    assert cron["status"].get("lastScheduleTime") and cron["status"].get("lastSuccessfulTime")
+    names = {j["metadata"]["name"] for j in complete_jobs()}
+    assert all(n.startswith("ticker-") and n.split("-")[-1].isdigit() for n in names)
+    wait_for(world, lambda: len({j["metadata"]["name"] for j in complete_jobs()} - names) >= 1, "a third job")
+    assert len(complete_jobs()) <= 2 + 1                                    # history limit (one may be finishing)
+
+    kube.request("PATCH", kube.resource("batch/v1", "CronJob").path(ns, "ticker"), body={"spec": {"suspend": True}},
+                 content_type="application/merge-patch+json")
+    assert kube.get("batch/v1", "CronJob", "ticker", ns)["spec"]["schedule"] == "*/10 * * * *"
+    world.fast_forward(5)                                                    # let the controllers settle
+    before = {j["metadata"]["name"] for j in kube.list("batch/v1", "Job", ns)}
+    world.fast_forward(3600)                                                 # an hour: six scheduled times
+    after = {j["metadata"]["name"] for j in kube.list("batch/v1", "Job", ns)}
+    assert not (after - before)
