@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
 from pathlib import Path
 
 from . import headless
@@ -180,7 +181,7 @@ command("verify", "steps 9-11 headless (service, cache proof, model identity); e
 command("bench", "throughput test against the deployed service", headless.bench_arguments)(headless.bench_command)
 
 
-# day-two operations (rhaii_tui/steps/operate.py): ops status|scale|scale-to-zero|resume|update-image|...
+# day-two operations (rhaii_tui/steps/operate/): ops status|scale|scale-to-zero|schedule-zero|resume|...
 def _ops_args(p: argparse.ArgumentParser) -> None:
     from .headless import _positive_float
 
@@ -211,6 +212,13 @@ def _ops_args(p: argparse.ArgumentParser) -> None:
     g = a.add_mutually_exclusive_group()
     g.add_argument("--node-pool", action="store_true", help="also delete the TPU node pool")
     g.add_argument("--cluster", dest="ops_cluster", action="store_true", help="delete the whole cluster")
+    a = action("schedule-zero", "at a deadline, with nobody at the keyboard: the service to 0 replicas (a CronJob) "
+               "and the idle TPU nodes removed (node pool autoscaling down to 0)")
+    g = a.add_mutually_exclusive_group(required=True)
+    g.add_argument("--after", metavar="DURATION", help="from now, e.g. 30m, 2h, 1h30m, 1d")
+    g.add_argument("--at", dest="ops_at", metavar="TIME",
+                   help="HH:MM (UTC, today) or 'YYYY-MM-DD HH:MM' (UTC unless it ends with an offset)")
+    g.add_argument("--cancel", action="store_true", help="remove the schedule (autoscaling back to how it was)")
     a = action("migrate", "migrate from the single-model deployment to the scale-out pattern (or roll back)")
     a.add_argument("--from", dest="ops_single", metavar="SERVICE", help="the single-model LLMInferenceService")
     a.add_argument("--replicas", dest="ops_replicas", type=_ops_replicas, metavar="N",
@@ -219,8 +227,8 @@ def _ops_args(p: argparse.ArgumentParser) -> None:
     a.add_argument("--status", dest="ops_checklist", action="store_true", help="only show the checklist, probed live")
 
 
-@command("ops", "day-two operations: status, scale, scale-to-zero, resume, update-image, rollback-image, "
-         "teardown, migrate (costly or destructive ones need --yes)", _ops_args)
+@command("ops", "day-two operations: status, scale, scale-to-zero, schedule-zero, resume, update-image, "
+         "rollback-image, teardown, migrate (costly or destructive ones need --yes)", _ops_args)
 def ops(args: argparse.Namespace, cfg) -> int:
     from .steps import operate
 
@@ -228,6 +236,12 @@ def ops(args: argparse.Namespace, cfg) -> int:
     which = args.ops_command
 
     def go() -> int:
+        deadline = None
+        if which == "schedule-zero" and not args.cancel:  # bad times are refused before anything is sent
+            try:
+                deadline = operate.deadline_from(args.after, args.ops_at, time.time())
+            except ValueError as e:
+                raise headless.Usage(str(e)) from None
         if which == "update-image":  # a malformed tag is bad input: refused before anything is sent
             try:
                 operate.resolve_image(cfg.image, args.tag)
@@ -238,6 +252,10 @@ def ops(args: argparse.Namespace, cfg) -> int:
         if which == "status" or (which == "migrate" and args.ops_checklist):
             return _ops_show(ctx, out, which, args)
         action, n, tag, opts = which, getattr(args, "ops_replicas", None), None, {}
+        if which == "schedule-zero":
+            action = "cancel-schedule-zero" if args.cancel else action
+            if deadline is not None:
+                opts["deadline"] = deadline
         if which == "scale" and (n is None or n < 1):
             raise headless.Usage("--replicas must be 1 or more (use 'ops scale-to-zero' to stop the TPU nodes)")
         if which == "teardown":
@@ -257,6 +275,8 @@ def ops(args: argparse.Namespace, cfg) -> int:
                                        on_event=lambda e: out.line(f"{e.phase}: {e.message}"), **opts)
         if outcome.exit_code == 2:
             raise headless.Usage(outcome.message)
+        if action == "schedule-zero" and outcome.confirmation is not None and outcome.confirmation.refused:
+            raise headless.Usage(f"{outcome.confirmation.refused} {outcome.confirmation.fix}".strip())
         res = outcome.result
         if args.json:
             out.document({"action": action, "target": headless._target(ctx), "ok": outcome.exit_code == 0,

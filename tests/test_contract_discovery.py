@@ -8,6 +8,7 @@ of the emulator, which parses bodies with the client libraries' message types.""
 from __future__ import annotations
 
 import base64
+import time
 
 import pytest
 
@@ -104,14 +105,17 @@ def test_a_full_deploy_and_day_two_send_only_what_google_defines(sim_world, caps
     ctx = StepContext(DeployConfig(project=PROJECT, zone=ZONE, cluster=CLUSTER, replicas=3), sim_world.profile(),
                       StateStore())
     for what, run in (("scale", lambda: operate.scale(ctx, 4)), ("scale to zero", lambda: operate.scale_to_zero(ctx)),
-                      ("resume", lambda: operate.resume(ctx)), ("teardown", lambda: operate.teardown(ctx, "cluster"))):
+                      ("resume", lambda: operate.resume(ctx)),
+                      ("schedule zero", lambda: operate.schedule_zero(ctx, operate.deadline_from("2h", None, time.time()))),
+                      ("cancel the schedule", lambda: operate.cancel_schedule(ctx)),
+                      ("teardown", lambda: operate.teardown(ctx, "cluster"))):
         res = run()
         assert res.ok, (what, res.summary, res.fix)
 
     sent = sim_world.call(lambda: list(sim_world.world.google.requests))
     calls = {(m, p.rsplit("/", 1)[-1] if m != "GET" else "") for m, p, _, _ in sent}
     # the requests that change the project are all there (so the check below covers them)
-    assert {("POST", "clusters"), ("POST", "nodePools"), ("POST", "tpu-pool:setSize"),
+    assert {("POST", "clusters"), ("POST", "nodePools"), ("POST", "tpu-pool:setSize"), ("POST", "tpu-pool:setAutoscaling"),
             ("DELETE", CLUSTER), (("POST", f"{PROJECT}:testIamPermissions"))} <= calls, calls
     assert any(p.startswith("/compute/v1/") for _, p, _, _ in sent)
     assert any("/quotaInfos" in p for _, p, _, _ in sent)

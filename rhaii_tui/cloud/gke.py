@@ -336,6 +336,7 @@ EXPECTED_SECONDS = {
     "SET_NODE_POOL_SIZE": 600,
     "DELETE_CLUSTER": 300,
     "DELETE_NODE_POOL": 240,
+    "UPDATE_CLUSTER": 30,  # setAutoscaling on a node pool
 }
 DEFAULT_EXPECTED = 300
 
@@ -790,6 +791,27 @@ class Gke:
                         need_chips=4 * nodes,
                         record=f"gcloud container clusters resize {cluster} --node-pool {pool} --num-nodes {nodes} "
                                f"{self._where()} --quiet")
+        return _op_info(op)
+
+    def set_pool_autoscaling(self, cluster: str, pool: str, autoscaling: tuple[int, int] | None) -> OperationInfo:
+        """The pool's autoscaling: (min, max) nodes, or None for off. With a minimum of 0 GKE's
+        cluster autoscaler removes nodes no Pod uses (after ~10 minutes unneeded)."""
+        if autoscaling is not None:
+            lo, hi = int(autoscaling[0]), int(autoscaling[1])
+            if lo < 0 or hi < max(lo, 1):
+                raise CloudError("unknown", f"Autoscaling needs 0 <= min <= max and max >= 1 (asked for {lo}-{hi}).",
+                                 "Give a minimum of 0 or more and a larger maximum.")
+            body: dict[str, Any] = {"enabled": True, "min_node_count": lo, "max_node_count": hi}
+            record = (f"gcloud container clusters update {cluster} --node-pool {pool} --enable-autoscaling "
+                      f"--min-nodes {lo} --max-nodes {hi} {self._where()}")
+        else:
+            body = {"enabled": False}
+            record = f"gcloud container clusters update {cluster} --node-pool {pool} --no-enable-autoscaling {self._where()}"
+        client = self._client()
+        op = self._call(f"set the autoscaling of node pool {pool}",
+                        lambda: client.set_node_pool_autoscaling(request={"name": self.pool_path(cluster, pool),
+                                                                          "autoscaling": body}),
+                        record=record)
         return _op_info(op)
 
     def delete_node_pool(self, cluster: str, pool: str) -> OperationInfo:

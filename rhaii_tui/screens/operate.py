@@ -1,7 +1,7 @@
 """Operate (page 12): the deployment at a glance and the day-two actions.
 
 Status (replicas desired/ready, TPU nodes, pool size, gateway, image, cost per day now and after
-the action being considered), the workload pods, and the actions of steps/operate.py: scale the
+the action being considered), the workload pods, and the actions of steps/operate/: scale the
 replicas with the node pool, scale to zero and resume, rolling image update and roll back, tear
 down (service, TPU pool, cluster), and the scale-out guide's migration checklist. Every billable or
 destructive action goes through ConfirmCost (type the cluster name); progress lines go to the log
@@ -31,7 +31,8 @@ from .base import StepScreen
 from .pages import OPERATE
 
 ACTION_BUTTONS = ("ops-scale", "ops-zero", "ops-resume", "ops-update", "ops-rollback", "ops-teardown-service",
-                  "ops-teardown-node-pool", "ops-teardown-cluster", "ops-migrate", "ops-mig-rollback")
+                  "ops-teardown-node-pool", "ops-teardown-cluster", "ops-migrate", "ops-mig-rollback",
+                  "ops-schedule", "ops-unschedule")
 
 
 def cost_hint(status: Any, replicas_text: str = "") -> str:
@@ -68,6 +69,7 @@ class OperateScreen(StepScreen):
         .ops-label { width: 11; color: $text-muted; }
         #ops-replicas { width: 8; }
         #ops-tag { width: 18; }
+        #ops-when { width: 18; }
         .ops-row Button { margin: 0 0 0 1; min-width: 8; }
         .ops-section { margin: 1 0 0 0; }
         .ops-progress-head { height: 1; margin: 1 0 0 0; }
@@ -103,6 +105,11 @@ class OperateScreen(StepScreen):
                 yield Button("Scale", id="ops-scale", compact=True)
                 yield Button("Scale to zero", id="ops-zero", compact=True)
                 yield Button("Resume", id="ops-resume", compact=True)
+            with Horizontal(classes="ops-row"):
+                yield Label("Zero at", classes="ops-label")
+                yield Input(placeholder="2h, or 18:30 UTC", id="ops-when", compact=True)
+                yield Button("Schedule", id="ops-schedule", compact=True)
+                yield Button("Cancel", id="ops-unschedule", compact=True)
             with Horizontal(classes="ops-row"):
                 yield Label("Image", classes="ops-label")
                 yield Input(placeholder="tag, e.g. 3.3.0", id="ops-tag", compact=True)
@@ -243,6 +250,24 @@ class OperateScreen(StepScreen):
     @on(Button.Pressed, "#ops-resume")
     def _resume(self) -> None:
         self.ask("resume")
+
+    @on(Button.Pressed, "#ops-schedule")
+    @on(Input.Submitted, "#ops-when")
+    def _schedule(self) -> None:
+        """The scheduled scale-to-zero: a CronJob and the pool's autoscaling do it, the wizard need not run."""
+        from ..steps.operate.schedule import deadline_from_text
+
+        raw = self.query_one("#ops-when", Input).value
+        try:
+            deadline = deadline_from_text(raw, time.time())
+        except ValueError as e:
+            self.notify(str(e).replace("--after ", "").replace("--at ", ""), severity="warning", markup=False)
+            return
+        self.ask("schedule-zero", deadline=deadline)
+
+    @on(Button.Pressed, "#ops-unschedule")
+    def _unschedule(self) -> None:
+        self.ask("cancel-schedule-zero")
 
     @on(Button.Pressed, "#ops-update")
     @on(Input.Submitted, "#ops-tag")

@@ -480,6 +480,8 @@ class GoogleApi:
             R("GET", C + r"/clusters/" + S + r"/nodePools/" + S, self.pools_get),
             R("DELETE", C + r"/clusters/" + S + r"/nodePools/" + S, self.pools_delete),
             R("POST", C + r"/clusters/" + S + r"/nodePools/" + S + r"(?::setSize|/setSize)", self.pools_set_size),
+            R("POST", C + r"/clusters/" + S + r"/nodePools/" + S + r"(?::setAutoscaling|/autoscaling)",
+              self.pools_set_autoscaling),
             R("GET", C + r"/operations", self.ops_list),
             R("GET", C + r"/operations/" + S, self.ops_get),
             R("GET", C + r"/(?:serverConfig|serverconfig)", self.server_config),
@@ -663,6 +665,10 @@ class GoogleApi:
         # proto3 JSON leaves a 0 out: a missing nodeCount is 0 (scale to zero)
         return op_json(self.world, self.world.set_node_pool_size(project, location, cluster, pool,
                                                                  body.get("nodeCount", 0)))
+
+    async def pools_set_autoscaling(self, request, project, location, cluster, pool, body):
+        return op_json(self.world, self.world.set_node_pool_autoscaling(project, location, cluster, pool,
+                                                                        (body or {}).get("autoscaling") or {}))
 
     async def ops_list(self, request, project, location, body):
         pid = self._container(project)

@@ -32,6 +32,8 @@ comments of google.container.v1, also in `google.cloud.container_v1.types.cluste
   max_node_count"; max_node_count: "Must be >= min_node_count"; "The total_*_node_count fields are
   mutually exclusive with the *_node_count fields."
 - SetNodePoolSizeRequest.node_count: "Required. The desired node count for the pool."
+- SetNodePoolAutoscalingRequest.autoscaling: "Required. Autoscaling configuration for the node
+  pool." (the NodePoolAutoscaling limits above; enabled with no maximum is refused).
 """
 
 from __future__ import annotations
@@ -509,10 +511,27 @@ def _rule_set_size(req) -> None:
         raise invalid(f"NodePool.node_count must be greater than or equal to zero (got {req.node_count}).")
 
 
+def _rule_set_autoscaling(req) -> None:
+    """SetNodePoolAutoscalingRequest.autoscaling: "Required"; the same limits as a pool's."""
+    a = req.autoscaling
+    where = "NodePool.autoscaling"
+    if a.min_node_count < 0 or a.max_node_count < 0:
+        raise invalid(f"{where}: min_node_count and max_node_count must be greater than or equal to zero.")
+    if (a.total_min_node_count or a.total_max_node_count) and (a.min_node_count or a.max_node_count):
+        raise invalid(f"{where}: total_min_node_count/total_max_node_count and "
+                      "min_node_count/max_node_count are mutually exclusive.")
+    if a.enabled and max(a.max_node_count, a.total_max_node_count) < max(a.min_node_count, a.total_min_node_count):
+        raise invalid(f"{where}.max_node_count ({a.max_node_count or a.total_max_node_count}) must be greater than "
+                      f"or equal to min_node_count ({a.min_node_count or a.total_min_node_count}).")
+    if a.enabled and not (a.max_node_count or a.total_max_node_count):
+        raise invalid(f"{where}.max_node_count must be greater than zero when autoscaling is enabled.")
+
+
 RULES: dict[str, Callable[[Any], None]] = {
     "CreateClusterRequest": _rule_create_cluster,
     "CreateNodePoolRequest": _rule_create_node_pool,
     "SetNodePoolSizeRequest": _rule_set_size,
+    "SetNodePoolAutoscalingRequest": _rule_set_autoscaling,
 }
 
 

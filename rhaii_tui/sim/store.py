@@ -133,6 +133,11 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _rt("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
         ("crd", "crds"), ("status",)),
     _rt("coordination.k8s.io", "v1", "Lease", "leases"),
+    # the scheduled scale-to-zero (controllers/jobs.py): CronJob -> Job -> Pod, run as a ServiceAccount
+    _rt("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("status",), categories=("all",)),
+    _rt("batch", "v1", "Job", "jobs", True, (), ("status",), categories=("all",)),
+    _rt("rbac.authorization.k8s.io", "v1", "Role", "roles"),
+    _rt("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
 )
 
 _BUILTIN_BY_KEY = {rt.key: rt for rt in BUILTIN_TYPES}

@@ -67,6 +67,7 @@ T_STOCKOUT_FAIL = 2100.0  # GKE gives up on a stocked-out pool after ~35 min (sc
 T_MIG_FIRST_ERROR = 45.0  # the managed instance group's first failed instance creation, after the create starts
 T_MIG_RETRY = 60.0  # a MIG retries a failed instance creation about every minute
 T_SCALE_DOWN = 60.0
+T_AUTOSCALING = 20.0  # setAutoscaling's operation
 T_POOL_DELETE = 60.0
 T_CLUSTER_DELETE = 150.0
 
@@ -262,6 +263,9 @@ class World:
         # written them (write_files), never while control planes come up during start()
         self._files_ready = False
         self._resumed = False
+        from .autoscaler import ClusterAutoscaler
+
+        self.autoscaler = ClusterAutoscaler(self)
 
     # --- paths -------------------------------------------------------------------------------
     @property
@@ -1024,6 +1028,32 @@ class World:
                      [end, "pool_status", {"pool": pool.name, "status": "RUNNING", "message": ""}]]
         return self._new_op(c, "SET_NODE_POOL_SIZE", pool.name, self._terminate(steps, end))
 
+    def set_node_pool_autoscaling(self, project: str, location: str, cluster: str, pool_name: str,
+                                  autoscaling: dict) -> Operation:
+        """setAutoscaling: the pool's autoscaling settings (enabled, min/max or total min/max node
+        counts; proto JSON leaves zeros and false out). Applied when the operation ends; the
+        cluster autoscaler (sim/autoscaler.py) then removes unneeded nodes down to the minimum."""
+        project = self.project_id(project)
+        self.require_service(project, "container.googleapis.com", "Kubernetes Engine API")
+        self.require_permission(project, "container.clusters.update")
+        c = self.cluster(project, location, cluster)
+        pool = self.node_pool(c, pool_name)
+        self._busy(c)
+        if pool.status in ("ERROR", "STOPPING", "PROVISIONING"):
+            raise GoogleError(400, "FAILED_PRECONDITION",
+                              f"Node pool {pool_name} is in status {pool.status}; its autoscaling cannot change.")
+        a = dict(autoscaling or {})
+        settings = None
+        if a.get("enabled"):
+            settings = {"enabled": True}
+            for k in ("minNodeCount", "maxNodeCount", "totalMinNodeCount", "totalMaxNodeCount"):
+                if int(a.get(k) or 0):
+                    settings[k] = int(a[k])
+            settings["locationPolicy"] = a.get("locationPolicy") or "BALANCED"
+        c.status = "RECONCILING"
+        steps = [[T_AUTOSCALING, "pool_autoscaling", {"pool": pool.name, "autoscaling": settings}]]
+        return self._new_op(c, "UPDATE_CLUSTER", pool.name, self._terminate(steps, T_AUTOSCALING + 2))
+
     def delete_node_pool(self, project: str, location: str, cluster: str, pool_name: str) -> Operation:
         project = self.project_id(project)
         self.require_service(project, "container.googleapis.com", "Kubernetes Engine API")
@@ -1075,6 +1105,8 @@ class World:
                         await self._apply(op, action, args, offset)
                     except Exception:  # noqa: BLE001 - one broken step must not stop the world
                         log.exception("applying %s of %s", action, op.name)
+            if self.autoscaler.step():
+                self.mark_dirty()
 
     async def _apply(self, op: Operation, action: str, args: dict, offset: float) -> None:
         key = f"{op.project}/{op.location}/{op.cluster}"
@@ -1124,6 +1156,13 @@ class World:
                     pool.mig_errors.append({"instance": inst, "zone": args.get("zone", c.location),
                                             "code": args["code"], "message": args["message"], "at": at})
                 del pool.mig_errors[:-500]  # listErrors keeps a bounded history
+        elif action == "pool_autoscaling":
+            pool = c.pools.get(args["pool"])
+            if pool is not None:
+                if args.get("autoscaling"):
+                    pool.extra["autoscaling"] = dict(args["autoscaling"])
+                else:
+                    pool.extra.pop("autoscaling", None)
         elif action == "pool_target":
             pool = c.pools.get(args["pool"])
             if pool is not None:
@@ -1183,6 +1222,7 @@ class World:
         for op in self.operations.values():
             if op.status != "DONE":
                 op.start -= shift
+        self.autoscaler.shift(shift)
         await self.advance()
         await self.settle(sim_seconds)
 

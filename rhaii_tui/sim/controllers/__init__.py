@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 from .common import Obj
 from .deployments import DeploymentController
+from .jobs import JobControllers
 from .kubelet import Kubelet
 from .llmisvc import LLMISvcController
 from .operators import GatewayController, Operators
@@ -70,8 +71,9 @@ class Controllers:
         self.operators = Operators(self)
         self.gateways = GatewayController(self)
         self.llmisvc = LLMISvcController(self)
+        self.jobs = JobControllers(self)
         self._subs = (self.deployments, self.scheduler, self.kubelet, self.operators, self.gateways,
-                      self.llmisvc)
+                      self.llmisvc, self.jobs)
         self.store.add_hook(self._hook)
 
     # --- properties --------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from typing import Any
 
 from ..store import ApiError
 from ..vllm import is_vllm_container, parse_vllm_args
-from . import logscripts, netprobe
+from . import kubectl, logscripts, netprobe
 from .common import (
     KUBELET_ANNOTATION,
     Obj,
@@ -501,6 +501,9 @@ class Kubelet:
         elif c["name"] == "istio-proxy" or "proxyv2" in image:
             s = logscripts.istio_proxy(name, ns, ip, r,
                                        router="gateway.networking.k8s.io/gateway-name" in labels)
+        elif not init and (patch_cmd := kubectl.parse(c)) is not None:
+            s = kubectl.run(self.ctl.store, pod, patch_cmd,
+                            self._connect(pod, netprobe.ProbeCommand("curl", kubectl.API_HOST, 443, 30.0)))
         elif not init and (probe_cmd := netprobe.parse(c)) is not None:
             s = netprobe.script(probe_cmd, self._connect(pod, probe_cmd))
         elif labels.get("app.kubernetes.io/component") == EPP_COMPONENT and c["name"] == "main":
