@@ -130,6 +130,9 @@ RUNNERS: dict[str, Callable[[Any, Callable[[str], None], Any], StepState]] = {
 }
 # pieces done when this fact holds, whatever their step's probe says (part of a step)
 _DONE_WHEN = {"cluster": "cluster-api", "llmisvc": "llmisvc"}
+# pieces done only when their step is done and this holds too (a kill between the replicas becoming
+# Ready and the piece's last action leaves the step's probe DONE without it)
+_DONE_ALSO = {"replicas": "health-route"}
 
 
 class ExpressRun:
@@ -184,6 +187,8 @@ class ExpressRun:
             done = st.done and not self._redo(p.step, st)
             if not done and p.id in _DONE_WHEN:
                 done = holds(self.ctx, _DONE_WHEN[p.id])
+            if done and p.id in _DONE_ALSO:
+                done = holds(self.ctx, _DONE_ALSO[p.id])
             if done:
                 rec.status, rec.message = "skipped", "done before this run"
         return self.states

@@ -68,6 +68,7 @@ FACTS: dict[str, Fact] = {f.id: f for f in (
     Fact("tpu-nodes-ready", "one Ready TPU node per replica", "tpu-pool"),
     Fact("llmisvc", "the LLMInferenceService exists", "llmisvc"),
     Fact("replica-ready", "a vLLM replica is Ready", "tpu-pool"),
+    Fact("health-route", "the health HTTPRoute exists", "replicas"),
     Fact("deployment:epp", "the EPP Deployment exists", "llmisvc"),
     *(Fact(f"step:{n}", f"step {n} is done", _STEP_LAST[n]) for n in range(1, 12)),
 )}
@@ -132,6 +133,9 @@ def holds(ctx: Any, fact: str) -> bool:
             return session.get(m.LLMISVC_API_VERSION, "LLMInferenceService", cfg.service, cfg.namespace) is not None
         if fact == "deployment:epp":
             return session.get("apps/v1", "Deployment", m.epp_deployment_name(cfg.service), cfg.namespace) is not None
+        if fact == "health-route":
+            return session.get(m.HTTPROUTE_API_VERSION, "HTTPRoute", m.health_route_name(cfg.service),
+                               cfg.namespace) is not None
         if fact == "replica-ready":
             from .verify import pod_ready
 
