@@ -307,7 +307,6 @@ class ExpressRun:
                     cf.wait(list(running), timeout=poll, return_when=cf.FIRST_COMPLETED)
                     continue
                 # start what can start
-                busy = {p.id for p in running.values()}
                 cache: dict[str, bool] = {}
                 waiting = [p for p in self.pieces if self.records[p.id].status == "waiting"]
                 for p in waiting:
@@ -326,7 +325,6 @@ class ExpressRun:
                     rec.status, rec.start_s = "running", self._at()
                     self._emit(p.id, "running", rec.start_s)
                     running[pool.submit(self._work, p, opts)] = p
-                    busy.add(p.id)
                 if failure is not None:
                     continue
                 waiting = [p for p in self.pieces if self.records[p.id].status == "waiting"]
