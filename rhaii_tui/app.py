@@ -92,6 +92,8 @@ class StepCommands(Provider):
                     "Copy the equivalent gcloud/kubectl commands, one per line"))
         out.append(("Re-authenticate", app.action_reauthenticate,
                     "Sign in again when the credentials expired or were revoked (ctrl+r)"))
+        out.append(("Express: deploy everything, several steps at once", app.action_express,
+                    "Run every step as soon as what it needs holds, with a live timeline (ctrl+e shows it again)"))
         return out
 
     async def discover(self) -> Hits:
@@ -144,6 +146,8 @@ class RhaiiApp(App[int]):
                 tooltip="Quit (whatever runs in the cloud keeps running)"),
         Binding("ctrl+r", "reauthenticate", "Re-authenticate", id="reauthenticate", show=False,
                 tooltip="Sign in again when the credentials expired or were revoked"),
+        Binding("ctrl+e", "express_timeline", "Timeline", id="express-timeline",
+                tooltip="Show the express run's timeline again (screens/express.py)"),
     ]
 
     REPROBE_SECONDS = REPROBE_SECONDS
@@ -468,6 +472,22 @@ class RhaiiApp(App[int]):
         page = self.current_page
         if page is not None:
             page.action_help()
+
+    def action_express(self) -> None:
+        """The Express action (also on the start-up summary and the Configure page)."""
+        from .screens.express import start_express
+
+        start_express(self)
+
+    def action_express_timeline(self) -> None:
+        from .screens.express import show_timeline
+
+        show_timeline(self)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "express_timeline":  # in the footer only once an express run was started
+            return self.is_screen_installed("express") and self.screen is not self.get_screen("express")
+        return True
 
     def action_copy_commands(self) -> None:
         page = self.current_page

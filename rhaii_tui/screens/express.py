@@ -1,0 +1,370 @@
+"""Express: every piece of work starts as soon as what it needs holds, and a live timeline shows it.
+
+The Express action (the start-up summary's button, the Configure page's E, the command palette)
+calls `start_express(app)`: the billable plan of the run (`steps.express.ExpressRun.billable_plan`,
+read in a worker) goes into ONE ConfirmCost with the total cost per day; once confirmed and the
+deploy lease is checked, `ExpressScreen` shows the timeline (widgets/timeline.py) while the run
+goes in a worker thread. The order of the work lives in steps/graph.py and steps/express.py only.
+
+ExpressScreen is a full screen installed under the name "express", so it outlives being left:
+a row (enter or a click) opens that step's page in the wizard (its live panes as ever) while the
+run goes on; ctrl+e (or the palette) shows the timeline again. `s` / Stop sets the run's stop
+event (running work reaches a safe point, nothing new starts); a failure in one branch shows its
+diagnosis; when done, the time to serving on the cloud's clock. ctrl+q quits from here as
+everywhere (what runs in the cloud keeps running).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Label, Static
+
+from ..steps.podlife import fmt_duration
+from ..widgets.confirm_cost import ConfirmCost
+from ..widgets.timeline import Timeline, TimelineRows
+
+SCREEN_NAME = "express"
+NOT_CONNECTED = "Express needs a connection to the cloud: connect first (or run with --sim)."
+
+
+def _error_text(e: BaseException) -> str:
+    message = getattr(e, "message", None) or str(e) or type(e).__name__
+    fix = getattr(e, "fix", "")
+    return f"{message} Fix: {fix}" if fix else str(message)
+
+
+def _run_factory() -> Callable[..., Any]:
+    from ..steps.express import ExpressRun
+
+    return ExpressRun
+
+
+class ExpressScreen(Screen):
+    """The timeline of an express run. `run_factory(ctx, on_event=, stop=)` builds the run."""
+
+    DEFAULT_CSS = """
+    ExpressScreen {
+        layout: vertical;
+        #ex-heading { height: 1; padding: 0 1; }
+        #ex-title { width: 1fr; text-style: bold; color: $accent; text-wrap: nowrap; text-overflow: ellipsis; }
+        #ex-target { width: auto; color: $text-muted; text-wrap: nowrap; }
+        #ex-status { height: auto; max-height: 2; padding: 0 1; }
+        #ex-timeline { height: auto; max-height: 1fr; margin: 1 0 0 0; }
+        #ex-outcome-box { height: 1fr; min-height: 2; padding: 0 1; scrollbar-size-vertical: 1; }
+        #ex-outcome { height: auto; }
+        #ex-buttons { height: 1; padding: 0 1; }
+        #ex-buttons Button { margin: 0 2 0 0; width: auto; }
+    }
+    """
+
+    BINDINGS = [
+        Binding("s", "stop", "Stop", tooltip="Stop the run: work under way reaches a safe point, nothing new starts"),
+        Binding("escape", "back", "Back to the wizard",
+                tooltip="The pages; the run goes on (ctrl+e shows the timeline again)"),
+    ]
+
+    class Heard(Message):
+        """A PieceEvent from the run's thread, with the critical path as it stands."""
+
+        def __init__(self, event: Any, critical: list[str] | None) -> None:
+            super().__init__()
+            self.event = event
+            self.critical = critical
+
+    class Finished(Message):
+        """The run returned (result) or raised (error)."""
+
+        def __init__(self, result: Any = None, error: BaseException | None = None) -> None:
+            super().__init__()
+            self.result = result
+            self.error = error
+
+    def __init__(self, ctx: Any, *, target: str = "", run_factory: Callable[..., Any] | None = None) -> None:
+        super().__init__()
+        self.stop_event = threading.Event()
+        self.run = (run_factory or _run_factory())(ctx, on_event=self._heard, stop=self.stop_event)
+        self.target = target
+        self.started = False
+        self.finished = False
+        self.result: Any = None
+        self.error: str | None = None
+        self.events: list[Any] = []
+
+    # composition -----------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="ex-heading"):
+            yield Label("Express · every step as soon as what it needs holds", id="ex-title")
+            yield Label(Content(self.target), id="ex-target")
+        yield Static(Content.styled("Starting…", "$text-muted"), id="ex-status")
+        yield Timeline(self.run.pieces, id="ex-timeline")
+        with VerticalScroll(id="ex-outcome-box", can_focus=False):
+            yield Static("", id="ex-outcome")
+        with Horizontal(id="ex-buttons"):
+            yield Button("Stop", id="ex-stop", compact=True, variant="warning",
+                         tooltip="Stop: work under way reaches a safe point, nothing new starts")
+            yield Button("Back to the wizard", id="ex-back", compact=True,
+                         tooltip="The pages; the run goes on (ctrl+e shows the timeline again)")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(TimelineRows).focus()
+        if not self.started:
+            self.started = True
+            keeper = getattr(self.app, "lease_keeper", None)
+            if keeper is not None and hasattr(keeper, "stop_on_loss"):
+                keeper.stop_on_loss(self.stop_event)  # another wizard taking over stops the run
+            self._status(Content.styled("Running: each piece starts as soon as what it needs holds.", "$warning"))
+            self._run_worker()
+
+    # the run (worker thread) ------------------------------------------------------------------------
+    def _heard(self, event: Any) -> None:
+        """ExpressRun's on_event, on the run's thread: hand over to the UI, never wait for it."""
+        try:
+            critical = list(self.run.critical_path())
+        except Exception:  # noqa: BLE001 - not known yet (or not at all): the rows show without the mark
+            critical = None
+        try:
+            self.post_message(self.Heard(event, critical))  # thread-safe, returns at once
+        except RuntimeError:  # the app is closing
+            pass
+
+    @work(thread=True, exclusive=True, group="express-run", exit_on_error=False)
+    def _run_worker(self) -> None:
+        try:
+            result = self.run.run()
+        except Exception as e:  # noqa: BLE001 - said on screen, never a traceback
+            self._post_finished(self.Finished(error=e))
+            return
+        self._post_finished(self.Finished(result=result))
+
+    def _post_finished(self, message: "ExpressScreen.Finished") -> None:
+        try:
+            self.post_message(message)
+        except RuntimeError:  # the app is closing
+            pass
+
+    @on(Heard)
+    def _on_heard(self, message: "ExpressScreen.Heard") -> None:
+        self.events.append(message.event)
+        timeline = self.query_one(Timeline)
+        if message.critical is not None:
+            timeline.set_critical(message.critical)
+        timeline.apply(message.event)
+        if message.event.status == "failed" and not self.finished:
+            self._status(Content.assemble(
+                ("✘ A branch failed: ", "bold $error"),
+                "no new work starts; work under way reaches a safe point…"))
+            if message.event.message:
+                self._outcome(Content.assemble(("✘ ", "bold $error"), (self._title(message.event.piece), "bold"),
+                                               ": ", str(message.event.message)))
+
+    @on(Finished)
+    def _on_finished(self, message: "ExpressScreen.Finished") -> None:
+        self.finished = True
+        self.query_one("#ex-stop", Button).disabled = True
+        self.refresh_bindings()
+        timeline = self.query_one(Timeline)
+        if message.error is not None:
+            self.error = _error_text(message.error)
+            self._status(Content.assemble(("✘ The express run stopped: ", "bold $error"), "see below."))
+            self._outcome(Content.assemble(("✘ ", "bold $error"), self.error))
+            return
+        result = self.result = message.result
+        try:
+            timeline.set_critical(self.run.critical_path())
+        except Exception:  # noqa: BLE001 - keep the mark as it stood
+            pass
+        timing = getattr(result, "timing", None) or {}
+        clock = {"simulated": "simulated clock", "wall": "wall clock"}.get(str(timing.get("clock", "")), "cloud's clock")
+        if getattr(result, "ok", False):
+            tts = getattr(result, "time_to_serving_s", None)
+            if tts is not None:
+                timeline.set_now(float(tts))
+            took = fmt_duration(tts) if tts is not None else "?"
+            self._status(Content.assemble(("✔ Serving", "bold $success"),
+                                          f": verified through the gateway {took} after the start ({clock})."))
+            path = " → ".join(self._title(p) for p in timeline.critical if p in timeline.rows)
+            self._outcome(Content.assemble(
+                ("Time to serving: ", "bold"), (took, "bold $success"), f" ({clock})",
+                *((("\nCritical path: ", "bold"), path) if path else ()),
+                ("\nEnter on a row opens its step's page; Escape goes back to the wizard.", "$text-muted")))
+            return
+        failure = getattr(result, "failure", None)
+        if self.stop_event.is_set() and not failure:
+            self._status(Content.assemble(("■ Stopped", "bold"), ": nothing new started; what ran reached a safe "
+                                          "point. Express again carries on from where the cloud stands."))
+            return
+        self._status(Content.assemble(("✘ A branch failed", "bold $error"),
+                                      ": the run stopped at a safe point. Fix the cause, then Express again "
+                                      "carries on from where the cloud stands."))
+        self._outcome(Content.assemble(("✘ Diagnosis\n", "bold $error"), str(failure or "no diagnosis given")))
+
+    def _title(self, piece: str) -> str:
+        row = self.query_one(Timeline).rows.get(piece)
+        return row.title if row is not None else piece
+
+    def _status(self, content: Content) -> None:
+        self.query_one("#ex-status", Static).update(content)
+
+    def _outcome(self, content: Content) -> None:
+        self.query_one("#ex-outcome", Static).update(content)
+
+    # what the user does ------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.started and not self.finished
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            return self.running and not self.stop_event.is_set()
+        return True
+
+    def action_stop(self) -> None:
+        if not self.running or self.stop_event.is_set():
+            return
+        self.stop_event.set()
+        self.query_one("#ex-stop", Button).disabled = True
+        self.refresh_bindings()
+        self._status(Content.assemble(("Stopping", "bold $warning"),
+                                      ": work under way reaches a safe point, nothing new starts…"))
+
+    def action_back(self) -> None:
+        if self.app.screen is self:
+            self.app.pop_screen()
+            if self.running:
+                self.app.notify("The express run goes on. ctrl+e shows its timeline again.", title="Express",
+                                timeout=5, markup=False)
+
+    @on(Button.Pressed, "#ex-stop")
+    def _stop_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_stop()
+
+    @on(Button.Pressed, "#ex-back")
+    def _back_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_back()
+
+    @on(Timeline.Selected)
+    def _row_chosen(self, event: Timeline.Selected) -> None:
+        """A row opens its step's page (the wizard's, with its live panes); the run goes on."""
+        event.stop()
+        if not 1 <= event.step <= 11:
+            return
+        if self.app.screen is self:
+            self.app.pop_screen()
+        self.app.goto_step(event.step)
+        self.app.notify("ctrl+e shows the express timeline again.", title="Express", timeout=4, markup=False)
+
+    def on_unmount(self) -> None:
+        self.stop_event.set()  # the app is closing: the run stops at its next safe point
+
+
+# entry points (UI thread) ---------------------------------------------------------------------------
+
+
+def express_screen(app: Any) -> ExpressScreen | None:
+    """The installed express screen (the last run's), or None."""
+    try:
+        if app.is_screen_installed(SCREEN_NAME):
+            screen = app.get_screen(SCREEN_NAME)
+            return screen if isinstance(screen, ExpressScreen) else None
+    except Exception:  # noqa: BLE001 - not installed
+        return None
+    return None
+
+
+def show_timeline(app: Any) -> bool:
+    """Show the express timeline if there is one (ctrl+e). True when shown."""
+    screen = express_screen(app)
+    if screen is None:
+        return False
+    if app.screen is not screen:
+        app.push_screen(screen)
+    return True
+
+
+def start_express(app: Any, *, run_factory: Callable[..., Any] | None = None) -> None:
+    """The Express action: the one confirmation of every billable action with the total cost per day,
+    then the timeline. A run still going is shown instead of starting another."""
+    current = express_screen(app)
+    if current is not None and current.running:
+        show_timeline(app)
+        return
+    ctx = app.step_context()
+    if ctx is None:
+        app.notify(NOT_CONNECTED, title="Express", severity="error", markup=False)
+        return
+    cfg = ctx.cfg
+    errors = cfg.errors()
+    if errors:
+        app.notify(f"Fix the configuration first (Configure page): {errors[0]}", title="Express",
+                   severity="error", markup=False)
+        return
+    from ..steps.context import StepContext
+
+    # a private context: a config saved meanwhile must not retarget a run in flight
+    run_ctx = StepContext(ctx.cfg, ctx.profile, ctx.state_store, secrets=ctx.secrets)
+    target = f"{cfg.project} / {cfg.zone} / {cfg.cluster} / {cfg.namespace}"
+    screen = ExpressScreen(run_ctx, target=target, run_factory=run_factory)
+    app.notify("Reading what the express run would create…", title="Express", timeout=3, markup=False)
+
+    def plan() -> None:
+        try:
+            lines, cost = screen.run.billable_plan()
+        except Exception as e:  # noqa: BLE001 - said, not thrown
+            _call(app, app.notify, f"Could not plan the express run: {_error_text(e)}", title="Express",
+                  severity="error", timeout=12, markup=False)
+            return
+        _call(app, _confirm, app, screen, list(lines), float(cost), ctx)
+
+    app.run_worker(plan, thread=True, group="express-plan", exclusive=True, exit_on_error=False)
+
+
+def _call(app: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    try:
+        app.call_from_thread(fn, *args, **kwargs)
+    except RuntimeError:  # the app is closing
+        pass
+
+
+def _confirm(app: Any, screen: ExpressScreen, lines: list[str], cost: float, ctx: Any) -> None:
+    cfg = screen.run.ctx.cfg if hasattr(screen.run, "ctx") else ctx.cfg
+    if not lines:
+        lines = ["nothing billable to create: everything that costs money is there already"]
+
+    def answered(ok: bool | None) -> None:
+        if ok:
+            _begin(app, screen, ctx)
+
+    app.push_screen(ConfirmCost("Express: deploy everything, several steps at once", lines, cost, cfg.cluster,
+                                confirm_label="Start",
+                                what="Express runs every step as soon as what it needs holds. It will create:"),
+                    callback=answered)
+
+
+def _begin(app: Any, screen: ExpressScreen, ctx: Any) -> None:
+    keeper = getattr(app, "lease_keeper", None)
+    ctx.step = "Express"  # the transcript names where the changes come from
+    if keeper is not None and not keeper.ready(ctx, "the express run", lambda: _begin(app, screen, ctx)):
+        return
+    old = express_screen(app)
+    if old is not None:
+        if old in app.screen_stack:
+            return  # (shown meanwhile: never two)
+        app.uninstall_screen(SCREEN_NAME)
+        old.remove()
+    app.install_screen(screen, SCREEN_NAME)
+    app.push_screen(screen)
+
+
+__all__ = ["ExpressScreen", "start_express", "show_timeline", "express_screen", "SCREEN_NAME"]

@@ -1,0 +1,181 @@
+"""Express in the TUI: the timeline widget (widgets/timeline.py) and the express screen
+(screens/express.py).
+
+The snapshots and the screen tests feed fixed PieceEvents (no clock, no cloud): a stand-in run
+reports them and then waits for its stop event, as the real run would wait for the cloud.
+Update the snapshots deliberately with: python -m pytest tests/test_express_tui.py --snapshot-update
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from textual.app import App, ComposeResult
+
+from rhaii_tui.app import RhaiiApp
+from rhaii_tui.config import DeployConfig
+from rhaii_tui.screens.express import SCREEN_NAME, ExpressScreen
+from rhaii_tui.steps.express import ExpressResult, PieceEvent
+from rhaii_tui.steps.graph import PIECES
+from rhaii_tui.widgets.timeline import Layout, Timeline, TimelineRows, axis_span
+
+from pilothelpers import until
+
+E = PieceEvent
+EVENTS = (
+    E("preflight", "running", 0), E("cluster", "running", 5), E("preflight", "done", 40),
+    E("tpu-pool", "waiting", 5), E("namespace-secrets", "waiting", 5), E("operators", "waiting", 5),
+    E("cluster", "done", 300), E("tpu-pool", "running", 300, "creating node pool tpu-pool"),
+    E("namespace-secrets", "running", 300), E("operators", "running", 300),
+    E("namespace-secrets", "done", 330), E("netpol", "running", 330), E("netpol", "done", 345),
+    E("llmisvc", "waiting", 330), E("operators", "done", 480), E("llmisvc", "running", 480),
+    E("llmisvc", "done", 500), E("epp-sidecar", "waiting", 500), E("envoyfilters", "running", 500),
+    E("envoyfilters", "failed", 540, "EnvoyFilter CRD not found: install the operators first"),
+    E("tpu-pool", "running", 900, "2/3 TPU nodes Ready"),
+)
+CRITICAL = ("cluster", "tpu-pool", "serving", "verify")
+
+
+class TimelineApp(App):
+    """Just the timeline, fed the fixed events."""
+
+    def compose(self) -> ComposeResult:
+        yield Timeline(PIECES)
+
+
+async def fed(pilot) -> None:
+    timeline = pilot.app.query_one(Timeline)
+    timeline.apply_all(EVENTS)
+    timeline.set_critical(CRITICAL)
+    await pilot.pause()
+    await pilot.press("down", "down")  # the TPU pool's row: its message under the legend
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+def test_timeline_snapshot(snap_compare, size):
+    assert snap_compare(TimelineApp(), terminal_size=size, run_before=fed)
+
+
+# --- the chart's arithmetic (no app) ---------------------------------------------------------------
+
+
+def test_bars_scale_to_the_width_and_titles_stay_whole_at_80_columns():
+    wide, narrow = Layout.for_width(118), Layout.for_width(76)
+    assert wide.title == narrow.title == max(len(p.title) for p in PIECES)  # nothing that matters is cut
+    assert wide.bar > narrow.bar >= 30
+    tiny = Layout.for_width(50)
+    assert tiny.bar >= 20 and tiny.title >= 10
+
+
+def test_axis_covers_the_run_with_readable_labels():
+    span, k = axis_span(900, 60)
+    assert span > 900 and span % (k * 60) == 0 and span / (k * 60) <= 10
+    assert axis_span(0, 60)[0] == 300  # five minutes before anything happened
+
+
+@pytest.mark.asyncio
+async def test_rows_follow_events_and_mark_the_critical_path():
+    app = TimelineApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        timeline = app.query_one(Timeline)
+        timeline.apply_all(EVENTS)
+        timeline.set_critical(CRITICAL)
+        await pilot.pause()
+        pool = timeline.row_text("tpu-pool")
+        assert pool.startswith("◆ ◐") and "TPU v6e node pool" in pool and "█" in pool and "·" in pool
+        assert timeline.row_text("envoyfilters").startswith("  ✘")
+        assert timeline.row_text("preflight").rstrip().endswith("40s")
+        assert timeline.row_text("epp-sidecar").rstrip().endswith("waiting")
+        assert "█" not in timeline.row_text("serving")  # not started: no bar
+        # every row is as wide as the list: the time column is never cut
+        width = app.query_one(TimelineRows).text_width()
+        assert all(len(timeline.row_text(p.id)) == width for p in PIECES)
+        before = timeline.row_text("tpu-pool").count("█")
+        timeline.apply(E("tpu-pool", "done", 1200))
+        await pilot.pause()
+        assert timeline.row_text("tpu-pool").startswith("◆ ✔")
+        assert timeline.row_text("tpu-pool").count("█") != before or "15m" in timeline.row_text("tpu-pool")
+
+
+# --- the express screen with a stand-in run ------------------------------------------------------------
+
+
+class StandInRun:
+    """An ExpressRun's interface: reports EVENTS, then waits for stop (as the real run waits for the cloud)."""
+
+    instances: list["StandInRun"] = []
+
+    def __init__(self, ctx, *, on_event=None, stop=None) -> None:
+        self.ctx = ctx
+        self.on_event = on_event
+        self.stop = stop or threading.Event()
+        self.pieces = list(PIECES)
+        self.reported = threading.Event()
+        StandInRun.instances.append(self)
+
+    def billable_plan(self):
+        return ["cluster c in z", "node pool tpu-pool: 3 x ct6e-standard-4t"], 123.0
+
+    def critical_path(self):
+        return list(CRITICAL)
+
+    def run(self) -> ExpressResult:
+        for ev in EVENTS:
+            self.on_event(ev)
+        self.reported.set()
+        self.stop.wait(120)
+        return ExpressResult(ok=False, time_to_serving_s=None, timing={"clock": "simulated"}, failure=None)
+
+
+def fixed_cfg() -> DeployConfig:
+    return DeployConfig(project="demo-project-01", zone="europe-west4-a", namespace="rhaii-inference", replicas=3)
+
+
+async def show_express(pilot) -> ExpressScreen:
+    app = pilot.app
+    await app.start_page_ready.wait()
+    screen = ExpressScreen(None, target="demo", run_factory=StandInRun)
+    app.install_screen(screen, SCREEN_NAME)
+    app.push_screen(screen)
+    await until(pilot, lambda: len(screen.events) == len(EVENTS), timeout=30, what="the timeline filled")
+    await pilot.pause()
+    return screen
+
+
+@pytest.mark.asyncio
+async def test_a_row_opens_its_step_page_and_ctrl_e_comes_back():
+    app = RhaiiApp(fixed_cfg(), start_step=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await show_express(pilot)
+        assert app.screen is screen
+        await pilot.press("home", "down", "down", "down", "down", "enter")  # Operators and gateway: step 4
+        await until(pilot, lambda: app.screen is not screen and app.current_step == 4
+                    and app.current_page is not None and app.current_page.is_mounted, timeout=30,
+                    what="step 4's page")
+        assert screen.running  # the run goes on meanwhile
+        await pilot.press("ctrl+e")
+        await until(pilot, lambda: app.screen is screen, timeout=10, what="the timeline again")
+        # a click on a row too: the LLMInferenceService row opens step 5
+        rows = screen.query_one(TimelineRows)
+        index = rows.get_option_index("llmisvc")
+        assert await pilot.click(TimelineRows, offset=(10, index))
+        await until(pilot, lambda: app.screen is not screen and app.current_step == 5, timeout=30,
+                    what="step 5's page")
+        await pilot.press("ctrl+e")
+        await until(pilot, lambda: app.screen is screen, timeout=10, what="the timeline again")
+        await pilot.press("s")  # Stop: the run returns at its next safe point
+        await until(pilot, lambda: screen.finished, timeout=30, what="the run to stop")
+        status = str(screen.query_one("#ex-status").render())
+        assert "Stopped" in status
+
+
+@pytest.mark.asyncio
+async def test_ctrl_q_quits_from_the_express_screen():
+    app = RhaiiApp(fixed_cfg(), start_step=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await show_express(pilot)
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: app._exit, timeout=10, what="the app to quit")
+    assert screen.stop_event.is_set()  # the run was told to stop at its next safe point
