@@ -179,3 +179,87 @@ async def test_ctrl_q_quits_from_the_express_screen():
         await pilot.press("ctrl+q")
         await until(pilot, lambda: app._exit, timeout=10, what="the app to quit")
     assert screen.stop_event.is_set()  # the run was told to stop at its next safe point
+
+
+# --- the Express action: one confirmation, then the timeline (stand-in run, simulated cloud for the probes) ---
+
+
+def connected_app(world) -> RhaiiApp:
+    cfg = DeployConfig(project=world.endpoints["project"], replicas=3)
+    return RhaiiApp(cfg, profile=world.profile(), state_store=None, resume=True)
+
+
+async def summary_read(pilot):
+    from rhaii_tui.screens.resume import ResumeScreen
+
+    app = pilot.app
+    await until(pilot, lambda: isinstance(app.screen, ResumeScreen), what="the summary")
+    screen = app.screen
+    await until(pilot, lambda: screen.standing is not None, what="every probe")
+    await pilot.pause()
+    return screen
+
+
+@pytest.mark.asyncio
+async def test_express_from_the_summary_asks_once_with_the_cost_then_shows_the_timeline(make_sim_world,
+                                                                                      monkeypatch):
+    from textual.widgets import Input
+
+    from rhaii_tui.screens import express
+    from rhaii_tui.widgets.confirm_cost import ConfirmCost
+
+    monkeypatch.setattr(express, "_run_factory", lambda: StandInRun)
+    StandInRun.instances.clear()
+    world = make_sim_world("fresh")
+    app = connected_app(world)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await summary_read(pilot)
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmCost), what="the confirmation")
+        confirm = app.screen
+        assert confirm.lines == ["cluster c in z", "node pool tpu-pool: 3 x ct6e-standard-4t"]
+        assert confirm.cost_per_day == 123.0 and confirm.confirm_word == app.cfg.cluster
+        await pilot.press("escape")  # cancelled: nothing starts
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmCost), what="the confirmation to close")
+        assert not app.is_screen_installed(SCREEN_NAME)
+        assert not any(r.reported.is_set() for r in StandInRun.instances)
+        app.action_express()  # again (the palette's Express): confirmed this time
+        await until(pilot, lambda: isinstance(app.screen, ConfirmCost), what="the confirmation")
+        app.screen.query_one(Input).value = app.cfg.cluster
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ExpressScreen), what="the timeline")
+        screen = app.screen
+        await until(pilot, lambda: len(screen.events) == len(EVENTS), what="the timeline filled")
+        assert screen.query_one(Timeline).row_text("envoyfilters").startswith("  ✘")
+        assert "EnvoyFilter CRD not found" in str(screen.query_one("#ex-outcome").render())
+        app.action_express()  # while it runs, Express shows this run instead of starting another
+        await pilot.pause()
+        assert app.screen is screen and len([r for r in StandInRun.instances if r.reported.is_set()]) == 1
+        await pilot.press("s")
+        await until(pilot, lambda: screen.finished, what="the run to stop")
+
+
+@pytest.mark.asyncio
+async def test_configure_express_asks_to_save_unsaved_changes_first(make_sim_world, monkeypatch):
+    from textual.widgets import Input
+
+    from rhaii_tui.screens import express
+    from rhaii_tui.widgets.confirm_cost import ConfirmCost
+
+    monkeypatch.setattr(express, "_run_factory", lambda: StandInRun)
+    world = make_sim_world("fresh")
+    cfg = DeployConfig(project=world.endpoints["project"], replicas=3)
+    app = RhaiiApp(cfg, profile=world.profile(), state_store=None, start_step=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.start_page_ready.wait()
+        await pilot.pause()
+        page = app.current_page
+        page.query_one("#cfg-replicas", Input).value = "2"
+        await pilot.click("#cfg-express")
+        await until(pilot, lambda: any("Save the changes first" in n.message for n in app._notifications),
+                    what="the notification")
+        assert not isinstance(app.screen, ConfirmCost)
+        page.query_one("#cfg-replicas", Input).value = "3"
+        await pilot.pause()
+        await pilot.click("#cfg-express")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmCost), what="the confirmation")
