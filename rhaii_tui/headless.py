@@ -106,6 +106,10 @@ def apply_arguments(p: argparse.ArgumentParser) -> None:
                         "printed")
     p.add_argument("--through", type=_step_number, default=11, metavar="N",
                    help="stop after step N (default 11: deploy, then verify)")
+    p.add_argument("--express", action="store_true",
+                   help="run independent work together (operators on the default pool while the TPU pool "
+                        "provisions, ...): every piece starts as soon as what it needs exists; one confirmation "
+                        "(--yes) for every billable action up front")
     _json_arg(p)
     s = p.add_argument_group("secrets (step 3; values never on the command line)")
     s.add_argument("--hf-token-file", metavar="PATH",
@@ -455,6 +459,55 @@ def _asked_to_redo(n: int, st: Any, opts: Any) -> bool:
     return n == 8 and getattr(opts, "netpol", None) == "apply" and st.status.value == "skipped"
 
 
+class _CloudClock:
+    """Seconds since the apply started, on the cloud's clock (the profile's `cloud_now()`: the
+    emulator's simulated clock under --sim, else the wall clock)."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.profile = ctx.profile
+        self.kind = getattr(ctx.profile, "clock_kind", "wall")
+        self.t0 = self.now()
+
+    def now(self) -> float:
+        try:
+            return float(self.profile.cloud_now())
+        except Exception:  # noqa: BLE001 - a clock read never takes the apply down
+            return time.time()
+
+    def at(self) -> float:
+        return round(max(0.0, self.now() - self.t0), 3)
+
+
+def _sequential_timing(clock: _CloudClock, spans: dict[int, dict[str, Any]], final: dict[int, Any],
+                       served: list[float]) -> dict[str, Any]:
+    """The "timing" JSON: time to serving = from the start of the apply to the first completion
+    verified through the gateway (step 9, once it passes as a whole; 0 when it was done before)."""
+    to_serving = None
+    st9 = final.get(9)
+    if 9 in spans and st9 is not None and st9.done:
+        to_serving = 0.0 if spans[9].get("skipped") else (served[0] if served else spans[9]["end_s"])
+    return {"clock": clock.kind, "time_to_serving_s": to_serving,
+            "steps": {str(n): v for n, v in sorted(spans.items())}}
+
+
+def _wait_for_needs(ctx: Any, n: int, opts: Any, say: Callable[[str], None]) -> None:
+    """The sequential run reads the same dependency graph as express (steps/graph.py): before a step,
+    the facts its pieces need from earlier steps should hold; one just made true may lag a little
+    (a controller acts), so wait briefly, then run the step anyway: it says what is missing."""
+    from .steps.graph import FACTS, BY_ID, pieces_of, wait_for_needs
+
+    mine = pieces_of(n)
+    outside = [p for p in mine if any(BY_ID[FACTS[f].by].step != n for f in p.needs)]
+    if not outside:
+        return
+    from .steps.graph import Piece
+
+    probe = [Piece(p.id, p.title, p.step, tuple(f for f in p.needs if BY_ID[FACTS[f].by].step != n))
+             for p in outside]
+    wait_for_needs(ctx, probe, timeout=3 * opts.poll, poll=max(0.05, opts.poll / 2), stop=opts.stop,
+                   on_wait=say)
+
+
 def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lease_ttl: float = 60.0) -> int:
     """Resume the deployment where the environment stands: probe, skip what is done, run the rest in
     order through step `through`, stop at the first failure with its diagnosis."""
@@ -472,6 +525,19 @@ def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lea
     code = EXIT_OK
     keeper = _LeaseKeeper(ctx, out, stop, lease_ttl)
     lease_step: int | None = None  # the step that was about to run when the lease was being taken
+    clock = _CloudClock(ctx)
+    spans: dict[int, dict[str, Any]] = {}
+    served: list[float] = []  # when step 9's completion through the gateway passed
+    outer_on_check = opts.on_check
+
+    def on_check(c: Any) -> None:
+        from .steps.express import serving_check
+
+        if outer_on_check is not None:
+            outer_on_check(c)
+        if serving_check(c) and not served:
+            served.append(clock.at())
+    opts.on_check = on_check
 
     def finish() -> int:
         if out.as_json:
@@ -484,6 +550,7 @@ def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lea
                                      "action": actions[n]} for n in numbers],
                           "standing": summarize(final).to_dict() if final else None,
                           "lease": keeper.holder,
+                          "timing": _sequential_timing(clock, spans, final, served),
                           "error": error, "events": out.events})
         return code
 
@@ -523,8 +590,10 @@ def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lea
             final[n] = st
             if st.done and not _asked_to_redo(n, st, opts):
                 actions[n] = "skipped (done)"
+                spans[n] = {"start_s": 0.0, "end_s": 0.0, "skipped": True}
                 out.line(f"step {n} {e.title}: done - {st.summary}", n)
                 continue
+            _wait_for_needs(ctx, n, opts, lambda text, n=n: out.line(text, n))
             if e.mutating:
                 lease_step = n
                 keeper.ensure(n)
@@ -532,8 +601,10 @@ def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lea
             out.line(f"step {n} {e.title}: {st.summary} -> running", n)
             actions[n] = "ran"
             t0 = time.monotonic()
+            spans[n] = {"start_s": clock.at(), "end_s": None}
             ctx.step = e.label  # the transcript names the step each change belongs to
             result = e.apply(ctx, lambda text, n=n: out.line(text, n), opts)
+            spans[n]["end_s"] = clock.at()
             reprobe = True
             final[n] = result
             if keeper.lost is not None:
@@ -576,6 +647,127 @@ def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lea
         error = {"step": lease_step, "message": f"could not take the deploy lease: {e.message}", "fix": e.fix,
                  "kind": e.kind}
         out.error(f"could not take the deploy lease: {e.message} {e.fix}".strip())
+        return finish()
+    except KeyboardInterrupt:
+        stop.set()
+        raise
+    finally:
+        keeper.release()
+
+
+def run_express(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lease_ttl: float = 60.0) -> int:
+    """`apply --express`: the pieces of steps/graph.py, each started as soon as what it needs holds
+    (steps/express.py). The same refusals before any change as the sequential apply (one for every
+    billable action, with the total cost per day), the same lease, exit codes and diagnosis."""
+    from .cloud.gke import CloudError
+    from .steps.express import ExpressRun
+    from .steps.registry import (BY_NUMBER, NeedsConfirmation, NeedsInput, RunOptions, StepBlocked,
+                                 check_secrets_given, installer_dir_problem, secrets_needed, summary)
+
+    opts = opts or RunOptions()
+    stop = opts.stop = opts.stop or threading.Event()
+    keeper = _LeaseKeeper(ctx, out, stop, lease_ttl)
+    numbers = list(range(1, through + 1))
+    error: dict[str, Any] | None = None
+    code = EXIT_OK
+    final: dict[int, Any] = {}
+
+    def on_event(ev: Any) -> None:
+        if ev.status in ("running", "done", "failed", "stopped"):
+            step = run.pieces_by_id[ev.piece].step
+            out.line(f"{ev.piece}: {ev.status} at {ev.at_s / 60:.1f} min"
+                     + (f" - {ev.message}" if ev.message and ev.status != "running" else ""), step)
+
+    run = ExpressRun(ctx, on_event=on_event, stop=stop, opts=opts, through=through, lease=keeper,
+                     say=lambda piece, step, text: out.line(f"{piece}: {text}", step))
+    run.pieces_by_id = {p.id: p for p in run.pieces}  # type: ignore[attr-defined]
+
+    def finish() -> int:
+        if out.as_json:
+            steps = []
+            for n in numbers:
+                pieces = [p for p in run.pieces if p.step == n]
+                recs = [run.records[p.id] for p in pieces]
+                action = ("skipped (done)" if all(r.status == "skipped" for r in recs) else
+                          "ran" if any(r.start_s is not None for r in recs) else "not reached")
+                st = final.get(n)
+                steps.append({**_state_dict(n, st), "action": action} if st is not None else
+                             {"number": n, "key": BY_NUMBER[n].key, "title": BY_NUMBER[n].title, "action": action})
+            out.document({"command": "apply", "mode": "express", "ok": code == EXIT_OK, "exit_code": code,
+                          "through": through, "target": _target(ctx), "steps": steps,
+                          "pieces": run.pieces_dict(), "critical_path": run.critical_path(),
+                          "standing": summary(final).to_dict() if final else None, "lease": keeper.holder,
+                          "timing": run.timing(), "error": error, "events": out.events})
+        return code
+
+    out.line(f"target {ctx.cfg.target} ({_target(ctx)['environment']}), {ctx.cfg.replicas} replica(s), "
+             f"steps 1-{through}, express")
+    try:
+        states = run.prepare()
+        final.update(states)
+        out.line(f"standing: {summary(states).headline}")
+        pending = [n for n in numbers if not states[n].done or _asked_to_redo(n, states[n], opts)]
+        # refuse before changing anything: one confirmation for every billable action, secrets, installer
+        if 2 in pending:
+            try:
+                lines, per_day = run.billable_plan()
+            except CloudError:
+                lines, per_day = [], 0.0  # step 2 itself says what is wrong
+            if lines and not opts.yes:
+                raise NeedsConfirmation(2, f"express would {lines[0]}; total about ${per_day:,.2f}/day. "
+                                        "Re-run with --yes to accept the cost.", billable=lines, cost_per_day=per_day)
+            if lines:
+                out.line(f"Confirmed with --yes (one confirmation for the whole run): {lines[0]}; "
+                         f"total about ${per_day:,.2f}/day.", 2)
+        if 3 in pending:
+            check_secrets_given(ctx, opts, secrets_needed(ctx))
+        if 4 in pending and opts.installer_dir is not None:
+            problem = installer_dir_problem(opts.installer_dir)
+            if problem:
+                raise NeedsInput(4, problem)
+        if any(2 <= n <= 8 for n in pending):
+            try:
+                keeper.ensure(None)
+            except CloudError:
+                pass  # not a lease held by someone else: the first changing piece tries again and says why
+        res = run.run()
+        for n in numbers:
+            last = [run.records[p.id].state for p in run.pieces if p.step == n and run.records[p.id].state]
+            if last:
+                final[n] = last[-1] if all(s.done for s in last) else next(s for s in last if not s.done)
+        if res.ok:
+            cp = run.critical_path()
+            t = res.time_to_serving_s
+            out.line(("serving through the gateway after " + f"{t / 60:.1f} min ({res.timing['clock']} clock); "
+                      if t is not None else "") + "critical path: " + " -> ".join(cp))
+            out.line(f"done: steps 1-{through} complete (express) - {summary(final).headline}")
+            return finish()
+        code = EXIT_FAIL
+        piece, st = res.data.get("piece"), res.data.get("state")
+        n = res.data.get("step")
+        if res.data.get("stopped") and st is None:
+            error = {"step": None, "message": "stopped"}
+            out.error("stopped")
+            return finish()
+        if st is not None and st.data.get("blocked"):
+            code = EXIT_USAGE
+        if st is not None and st.data.get("lease"):
+            error = {"step": None, "message": st.summary, "lease": st.data["lease"]}
+        else:
+            error = {"step": n, "piece": piece, "title": BY_NUMBER[n].title if n else None,
+                     "status": st.status.value if st else "failed", "message": st.summary if st else res.failure,
+                     "detail": st.detail if st else "", "fix": st.fix if st else ""}
+            if st is not None and st.data.get("stockout"):
+                error["stockout"] = st.data["stockout"]
+        for line in (res.failure or "").splitlines():
+            out.line(line, n)
+        out.error((f"step {n} ({BY_NUMBER[n].title}) failed: " if n else "") + (st.summary if st else "failed")
+                  + (f" Fix: {st.fix}" if st is not None and st.fix else ""))
+        return finish()
+    except StepBlocked as b:
+        code = EXIT_USAGE
+        error = {"step": b.step, "message": b.message, **{k: v for k, v in b.data.items()}}
+        out.error(b.message)
         return finish()
     except KeyboardInterrupt:
         stop.set()
@@ -726,6 +918,8 @@ def apply_command(args: argparse.Namespace, cfg: Any) -> int:
                           replace_failed_pool=args.replace_failed_pool, poll=args.poll, secret_hints=hints,
                           installer_hint=INSTALLER_HINT, kubeconfig_dir=str(state_dir() / "kubeconfigs"))
         opts.keep_waiting = bool(getattr(args, "keep_waiting", False))
+        if getattr(args, "express", False):
+            return run_express(ctx, out, through=args.through, opts=opts)
         return run_apply(ctx, out, through=args.through, opts=opts)
     return _run(go, out)
 
@@ -759,6 +953,6 @@ def bench_command(args: argparse.Namespace, cfg: Any) -> int:
     return _run(go, out)
 
 
-__all__ = ["Output", "run_status", "run_apply", "run_verify_command", "run_bench", "gather_secrets",
+__all__ = ["Output", "run_status", "run_apply", "run_express", "run_verify_command", "run_bench", "gather_secrets",
            "status_command", "apply_command", "verify_command", "bench_command", "status_arguments",
            "apply_arguments", "verify_arguments", "bench_arguments"]

@@ -160,11 +160,11 @@ def test_typed_errors_for_missing_duplicate_and_busy(make_sim_world):
     create_cluster(gke)
     with pytest.raises(gexc.Conflict):
         create_cluster(gke)
-    with pytest.raises(gexc.BadRequest, match="incompatible operation"):
+    with pytest.raises(gexc.BadRequest, match="is currently creating cluster .* Please wait and try again"):
         create_tpu_pool(gke)  # the cluster is still being created
     w.fast_forward(301)
     create_tpu_pool(gke)
-    with pytest.raises(gexc.BadRequest, match="incompatible operation"):
+    with pytest.raises(gexc.BadRequest, match="is currently creating a node pool for cluster .* Please wait"):
         create_tpu_pool(gke, name="tpu-pool-2")
     with pytest.raises(gexc.NotFound):
         gke.get_operation(request={"name": f"{PARENT}/operations/operation-123-nope"})

@@ -409,6 +409,12 @@ class ClusterInfo:
         return self.status == "RUNNING"
 
     @property
+    def serving_api(self) -> bool:
+        """The Kubernetes API answers: RUNNING, or RECONCILING after its creation (a node pool being
+        created or resized keeps the control plane up)."""
+        return self.status in ("RUNNING", "RECONCILING") and bool(self.endpoint)
+
+    @property
     def access(self) -> ClusterAccess:
         return ClusterAccess(endpoint=self.endpoint, ca_cert_b64=self.ca_cert_b64 or None)
 

@@ -196,6 +196,9 @@ class ConnectionProfile:
     """How many seconds of guide time pass per wall second (1.0 on a real cloud). Screens use it
     to compare how long a stage has taken with the guide's expected durations."""
 
+    clock_kind: str = "wall"
+    """The cloud's clock that `cloud_now()` reads: "wall" on Google, "simulated" in the emulator."""
+
     reauth_hint: str = "Sign in again, then press Retry."
     """What the user does to get fresh credentials (shown with the Retry button)."""
 
@@ -210,6 +213,11 @@ class ConnectionProfile:
         self._ca_files: dict[str, str] = {}
         weakref.finalize(self, _remove_files, self._ca_files)  # at exit or when the profile goes
         self._listeners: list[Callable[[str], None]] = []
+
+    def cloud_now(self) -> float:
+        """Seconds on the cloud's clock (only differences mean anything): the wall clock on Google.
+        Durations measured with it (apply's timing) are in the cloud's time."""
+        return time.time()
 
     # --- credentials -------------------------------------------------------------------------
     def credentials(self):  # -> google.auth.credentials.Credentials
@@ -530,6 +538,22 @@ class SimProfile(ConnectionProfile):
             return float(self.endpoints.get("speed", 1.0))
         except (TypeError, ValueError, CredentialsError):
             return 1.0
+
+    clock_kind = "simulated"
+
+    def cloud_now(self) -> float:
+        """The emulator's simulated clock (its `/_emu/clock`): guide durations, not wall seconds.
+        If the emulator cannot say, the wall clock times its speed (the same model)."""
+        import httpx
+
+        control = self.endpoints.get("control") or (self.endpoints["google_api"].rstrip("/") + "/_emu")
+        try:
+            r = httpx.get(f"{control}/clock", timeout=5.0, headers={"Authorization": f"Bearer {self.access_token()}"})
+            if r.status_code < 400:
+                return float(r.json()["now_s"])
+        except Exception:  # noqa: BLE001 - a clock read never takes the caller down
+            pass
+        return time.time() * self.time_scale
 
     def identity(self) -> str | None:
         return self.endpoints.get("account", "demo-user@example.com")

@@ -18,6 +18,12 @@ class SimClock:
         if speed <= 0:
             raise ValueError("speed must be > 0")
         self.speed = float(speed)
+        self.skipped = 0.0  # simulated seconds let pass at once (World.fast_forward)
+
+    def sim_now(self) -> float:
+        """The simulated clock, in seconds: wall time times `speed`, plus what was fast-forwarded.
+        Only differences mean anything (the emulator's `/_emu/clock` answers it)."""
+        return time.time() * self.speed + self.skipped
 
     def now(self) -> float:
         """Wall-clock time (epoch seconds): what timestamps carry."""

@@ -461,6 +461,7 @@ class GoogleApi:
             # control API
             R("GET", r"/_emu/health", self.emu_health, auth=False, control=True),
             R("GET", r"/_emu/state", self.emu_state, control=True),
+            R("GET", r"/_emu/clock", self.emu_clock, control=True),
             R("POST", r"/_emu/revoke-token", self.emu_revoke, control=True),
             R("POST", r"/_emu/restore-token", self.emu_restore, control=True),
             R("POST", r"/_emu/login", self.emu_login, control=True),
@@ -526,6 +527,10 @@ class GoogleApi:
 
     async def emu_state(self, request, body):
         return self.world.state_summary()
+
+    async def emu_clock(self, request, body):
+        """The simulated clock (seconds; only differences mean anything) and its speed."""
+        return {"clock": "simulated", "now_s": self.world.clock.sim_now(), "speed": self.world.clock.speed}
 
     async def emu_revoke(self, request, body):
         self.world.revoke_token()

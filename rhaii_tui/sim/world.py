@@ -718,8 +718,14 @@ class World:
     def _busy(self, c: Cluster) -> None:
         for op in self.operations.values():
             if op.status != "DONE" and op.project == c.project and op.location == c.location and op.cluster == c.name:
+                # GKE runs one cluster-level operation at a time and refuses a second one like this
+                doing = {"CREATE_CLUSTER": "creating cluster", "DELETE_CLUSTER": "deleting cluster",
+                         "CREATE_NODE_POOL": "creating a node pool for cluster",
+                         "DELETE_NODE_POOL": "deleting a node pool for cluster",
+                         "SET_NODE_POOL_SIZE": "resizing a node pool for cluster"}.get(op.type, "upgrading cluster")
                 raise GoogleError(400, "FAILED_PRECONDITION",
-                                  f"Cluster is running incompatible operation {op.name}.")
+                                  f"Operation {op.name} is currently {doing} {c.name}. Please wait and try again "
+                                  "once it is done.")
         if c.status not in ("RUNNING",):
             raise GoogleError(400, "FAILED_PRECONDITION",
                               f"Cluster {c.name} is not ready (status {c.status}); retry when it is RUNNING.")
@@ -1180,6 +1186,7 @@ class World:
         """Let `sim_seconds` of simulated time pass at once: running operations and the clusters'
         controllers move on by that much."""
         shift = self.clock.wall(sim_seconds)
+        self.clock.skipped += sim_seconds
         for op in self.operations.values():
             if op.status != "DONE":
                 op.start -= shift

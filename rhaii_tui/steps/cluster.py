@@ -269,10 +269,12 @@ def ensure_cluster(ctx: StepContext, on_progress: Callable[[ClusterProgress], No
                    kubeconfig_path: str | Path | None = None, stop: threading.Event | None = None,
                    replace_failed_pool: bool = False,
                    op_timeout: float | None = None, node_timeout: float = 1800.0,
-                   poll_min: float = 0.2, poll_max: float = 10.0, keep_waiting: bool = False) -> ClusterResult:
+                   poll_min: float = 0.2, poll_max: float = 10.0, keep_waiting: bool = False,
+                   pool: bool = True) -> ClusterResult:
     """Make the cluster and the TPU pool exist with one Ready node per replica. Idempotent: reuses,
     reattaches, or creates. `resize`: allowed to change an existing pool's size (billable: the
-    caller confirmed it). While a TPU pool operation runs, its instance groups' errors are read:
+    caller confirmed it). `pool=False`: only the cluster, returned once RUNNING (express mode
+    creates the pool as its own piece of work, steps/graph.py). While a TPU pool operation runs, its instance groups' errors are read:
     a stockout (or quota error) is named within minutes, as a CloudError carrying the diagnosis
     and the options (`details["stockout"]`), unless `keep_waiting`. Raises CloudError."""
     cfg = ctx.cfg
@@ -372,7 +374,7 @@ def ensure_cluster(ctx: StepContext, on_progress: Callable[[ClusterProgress], No
         if stopped():
             raise _detached(op)
         info = ctx.cluster(refresh=True)
-    elif info.status in ("PROVISIONING", "RECONCILING"):
+    elif info.status in ("PROVISIONING", "RECONCILING") and (pool or not info.serving_api):
         op = gke.in_flight(name)
         if op is not None:
             report("create-cluster", f"Cluster is {info.status}: following {op.describe()}.", reattached=True)
@@ -391,8 +393,12 @@ def ensure_cluster(ctx: StepContext, on_progress: Callable[[ClusterProgress], No
         kind = classify_text(info.status_message) or "unknown"
         raise CloudError(kind, f"Cluster {name} is {info.status}: {info.status_message or 'no reason given'}.",
                          "Look at the cluster in the console; if it cannot recover, delete it and run step 2 again.")
-    if not info.running:
+    if not info.running and (pool or not info.serving_api):  # RECONCILING: a node pool operation runs
         info = _wait_cluster_running(ctx, report, stop, poll_min, poll_max, op_timeout)
+    if not pool:
+        report("done", f"Cluster {name} {info.status}: its Kubernetes API answers.")
+        return ClusterResult(cluster=info, nodes=[], created_cluster=created_cluster, reattached=reattached,
+                             nodes_wanted=n)
 
     # 2. the TPU pool ----------------------------------------------------------------------------
     pool = info.pool(TPU_POOL_NAME)
@@ -406,7 +412,8 @@ def ensure_cluster(ctx: StepContext, on_progress: Callable[[ClusterProgress], No
                 check_before_billable(ctx, n, f"create node pool {TPU_POOL_NAME} ({n} node(s))")
             report("create-pool", f"Creating node pool {TPU_POOL_NAME}: {n} x {TPU_MACHINE_TYPE} (~15 min)...")
             op, was_running = _send(lambda: gke.create_tpu_pool(name, n, spot=spot),
-                                    lambda: gke.in_flight(name, {"CREATE_NODE_POOL"}, pool=TPU_POOL_NAME), stop)
+                                    lambda: gke.in_flight(name, {"CREATE_NODE_POOL"}, pool=TPU_POOL_NAME), stop,
+                                    busy=lambda: gke.in_flight(name))
             created_pool = not was_running
             op = follow(op, "create-pool", was_running)
         if stopped():
@@ -465,7 +472,8 @@ def ensure_cluster(ctx: StepContext, on_progress: Callable[[ClusterProgress], No
                 check_before_billable(ctx, n, f"resize node pool {TPU_POOL_NAME} to {n} node(s)")
             report("resize-pool", f"Resizing node pool {TPU_POOL_NAME} from {current} to {n} node(s)...")
             op, was_running = _send(lambda: gke.set_pool_size(name, TPU_POOL_NAME, n),
-                                    lambda: gke.in_flight(name, {"SET_NODE_POOL_SIZE"}, pool=TPU_POOL_NAME), stop)
+                                    lambda: gke.in_flight(name, {"SET_NODE_POOL_SIZE"}, pool=TPU_POOL_NAME), stop,
+                                    busy=lambda: gke.in_flight(name))
             resized = True
             follow(op, "resize-pool", was_running)
             if stopped():
@@ -523,17 +531,36 @@ def check_before_billable(ctx: Any, replicas: int, what: str) -> None:
                          f"Ask a project owner to grant you {roles} on {cfg.project}.")
 
 
+def cluster_busy(message: str) -> bool:
+    """GKE's 400 FAILED_PRECONDITION for a second operation while one runs on the cluster ("Operation
+    operation-... is currently creating a node pool for cluster X. Please wait and try again once it is
+    done."; older: "Cluster is running incompatible operation ...")."""
+    text = message.lower()
+    return "incompatible operation" in text or "please wait and try again" in text
+
+
 def _send(send: Callable[[], OperationInfo], find: Callable[[], OperationInfo | None],
-          stop: threading.Event | None, attempts: int = 4) -> tuple[OperationInfo, bool]:
+          stop: threading.Event | None, attempts: int = 4,
+          busy: Callable[[], OperationInfo | None] | None = None, busy_timeout: float = 3600.0
+          ) -> tuple[OperationInfo, bool]:
     """Send a create/resize/delete once, safely: when the answer is lost (5xx, rate limit, dropped
     connection) or says "already running", look for the operation before sending again, so a
-    request that did go through is followed, never sent twice. Returns (operation, reattached)."""
+    request that did go through is followed, never sent twice. When GKE refuses because another
+    operation runs on the cluster (it runs one at a time) and `busy` names the running one, wait
+    for it to finish (up to `busy_timeout` wall seconds), then send again. Returns (operation,
+    reattached)."""
     delay = 0.5
-    for attempt in range(attempts):
+    attempt = 0
+    t0 = time.monotonic()
+    while True:
         try:
             return send(), False
         except CloudError as e:
-            if e.kind not in ("unavailable", "conflict") or attempt == attempts - 1:
+            waiting = (e.kind == "conflict" and cluster_busy(e.message) and busy is not None
+                       and time.monotonic() - t0 < busy_timeout)
+            if not waiting:
+                attempt += 1
+            if e.kind not in ("unavailable", "conflict") or attempt >= attempts:
                 raise
             if stop is not None and stop.wait(delay):
                 raise
@@ -543,10 +570,19 @@ def _send(send: Callable[[], OperationInfo], find: Callable[[], OperationInfo | 
             op = find()
             if op is not None:
                 return op, True
-            if e.kind == "conflict" and "incompatible operation" not in e.message and "not ready" not in e.message:
+            if e.kind == "conflict" and not cluster_busy(e.message) and "not ready" not in e.message:
                 raise
+            if waiting:
+                log.info("GKE runs another operation on the cluster; waiting for it: %s", e.message)
+                while busy() is not None and time.monotonic() - t0 < busy_timeout:
+                    if stop is not None and stop.wait(delay):
+                        raise
+                    if stop is None:
+                        time.sleep(delay)
+                    delay = min(8.0, delay * 2)
+                delay = 0.5
+                continue
             log.info("retrying after a transient failure: %s", e.message)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _pool_error(ctx: StepContext, pool: PoolInfo, *, options: bool = False) -> CloudError:

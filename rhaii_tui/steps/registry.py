@@ -57,6 +57,7 @@ class RunOptions:
     installer_hint: str = ""               # how to give the installer (said when it is missing)
     kubeconfig_dir: str | None = None      # where step 4 writes the installer's kubeconfig (real cloud)
     keep_waiting: bool = False             # step 2: keep following a TPU pool the instance groups say is stocked out
+    on_check: Callable[[Any], None] | None = None  # step 9: called with each verify.CheckResult as it finishes
 
 
 class StepBlocked(Exception):
@@ -205,7 +206,7 @@ def secrets_needed(ctx: Any) -> list[str]:
 
     try:
         info = ctx.cluster()
-        if info is None or not info.running:
+        if info is None or not info.serving_api:
             return [PULL_SECRET_NAME, HF_SECRET_NAME]
         ok = {s.name for s in secret_statuses(ctx) if s.ok}
     except CloudError:
@@ -365,7 +366,12 @@ def _check_line(c: Any) -> str:
 def apply_verify(ctx: Any, say: Say, opts: RunOptions) -> StepState:
     from .verify import all_passed, first_failure, run_verify, summary_of
 
-    checks = run_verify(ctx, lambda c: say(_check_line(c)))
+    def on_check(c: Any) -> None:
+        say(_check_line(c))
+        if opts.on_check is not None:
+            opts.on_check(c)
+
+    checks = run_verify(ctx, on_check)
     data = {"checks": [c.to_dict() for c in checks]}
     if all_passed(checks):
         return StepState(Status.DONE, summary_of(checks), data=data)

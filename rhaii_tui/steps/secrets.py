@@ -165,7 +165,7 @@ def probe(ctx: StepContext) -> StepState:
     ns = ctx.cfg.namespace
     try:
         info = ctx.cluster()
-        if info is None or not info.running:
+        if info is None or not info.serving_api:
             return StepState(Status.NOT_STARTED, "Waiting for the cluster (step 2).")
         kube = ctx.kube()
         if kube.get("v1", "Namespace", ns) is None:
