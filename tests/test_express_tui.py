@@ -34,7 +34,7 @@ EVENTS = (
     E("envoyfilters", "failed", 540, "EnvoyFilter CRD not found: install the operators first"),
     E("tpu-pool", "running", 900, "2/3 TPU nodes Ready"),
 )
-CRITICAL = ("cluster", "tpu-pool", "serving", "verify")
+CRITICAL = ("cluster", "tpu-pool", "replicas", "verify")
 
 
 class TimelineApp(App):
@@ -88,7 +88,7 @@ async def test_rows_follow_events_and_mark_the_critical_path():
         assert timeline.row_text("envoyfilters").startswith("  ✘")
         assert timeline.row_text("preflight").rstrip().endswith("40s")
         assert timeline.row_text("epp-sidecar").rstrip().endswith("waiting")
-        assert "█" not in timeline.row_text("serving")  # not started: no bar
+        assert "█" not in timeline.row_text("replicas")  # not started: no bar
         # every row is as wide as the list: the time column is never cut
         width = app.query_one(TimelineRows).text_width()
         assert all(len(timeline.row_text(p.id)) == width for p in PIECES)
@@ -107,7 +107,7 @@ class StandInRun:
 
     instances: list["StandInRun"] = []
 
-    def __init__(self, ctx, *, on_event=None, stop=None) -> None:
+    def __init__(self, ctx, *, on_event=None, stop=None, **_kw) -> None:
         self.ctx = ctx
         self.on_event = on_event
         self.stop = stop or threading.Event()
@@ -189,6 +189,17 @@ def connected_app(world) -> RhaiiApp:
     return RhaiiApp(cfg, profile=world.profile(), state_store=None, resume=True)
 
 
+HF_TOKEN = "hf_" + "ExpressTuiTok9" * 3
+
+
+def give_secrets(app) -> None:
+    from rhaii_tui.secrets import hf_secret_from_form, pull_secret_from_form
+
+    ctx = app.step_context()
+    ctx.secrets.add(hf_secret_from_form(HF_TOKEN))
+    ctx.secrets.add(pull_secret_from_form("express-user", "Express-Tui-Pa55word"))
+
+
 async def summary_read(pilot):
     from rhaii_tui.screens.resume import ResumeScreen
 
@@ -214,6 +225,7 @@ async def test_express_from_the_summary_asks_once_with_the_cost_then_shows_the_t
     app = connected_app(world)
     async with app.run_test(size=(80, 24)) as pilot:
         await summary_read(pilot)
+        give_secrets(app)  # as if typed on step 3's page (the secrets-first path: the test on the emulator)
         await pilot.press("x")
         await until(pilot, lambda: isinstance(app.screen, ConfirmCost), what="the confirmation")
         confirm = app.screen
@@ -253,6 +265,7 @@ async def test_configure_express_asks_to_save_unsaved_changes_first(make_sim_wor
     async with app.run_test(size=(120, 40)) as pilot:
         await app.start_page_ready.wait()
         await pilot.pause()
+        give_secrets(app)
         page = app.current_page
         page.query_one("#cfg-replicas", Input).value = "2"
         await pilot.click("#cfg-express")

@@ -33,6 +33,7 @@ from ..widgets.confirm_cost import ConfirmCost
 from ..widgets.timeline import Timeline, TimelineRows
 
 SCREEN_NAME = "express"
+THROUGH = 11  # the last step an express run takes (as `apply --express`); serving is said at step 9
 NOT_CONNECTED = "Express needs a connection to the cloud: connect first (or run with --sim)."
 
 
@@ -42,10 +43,31 @@ def _error_text(e: BaseException) -> str:
     return f"{message} Fix: {fix}" if fix else str(message)
 
 
+class _LeaseForRun:
+    """The wizard's deploy lease (screens/lease_ui.WizardLease) as ExpressRun wants it: `ensure(step)`
+    before a piece that changes the deployment (from the run's thread; the user may be asked, and
+    choosing to watch only fails the run with that message), `lost` (a takeover sets the run's stop
+    event instead, through `stop_on_loss`)."""
+
+    lost = None
+
+    def __init__(self, keeper: Any, ctx: Any) -> None:
+        self.keeper = keeper
+        self.ctx = ctx
+
+    def ensure(self, step: Any) -> None:
+        self.keeper.claim(self.ctx, "the express run")
+
+
 def _run_factory() -> Callable[..., Any]:
+    """How the screen builds its run: steps.express.ExpressRun through step THROUGH."""
     from ..steps.express import ExpressRun
 
-    return ExpressRun
+    def make(ctx: Any, *, on_event: Any = None, stop: threading.Event | None = None, keeper: Any = None) -> Any:
+        lease = _LeaseForRun(keeper, ctx) if keeper is not None else None
+        return ExpressRun(ctx, on_event=on_event, stop=stop, through=THROUGH, lease=lease)
+
+    return make
 
 
 class ExpressScreen(Screen):
@@ -88,11 +110,14 @@ class ExpressScreen(Screen):
             self.result = result
             self.error = error
 
-    def __init__(self, ctx: Any, *, target: str = "", run_factory: Callable[..., Any] | None = None) -> None:
+    def __init__(self, ctx: Any, *, target: str = "", run_factory: Callable[..., Any] | None = None,
+                 keeper: Any = None) -> None:
         super().__init__()
         self.stop_event = threading.Event()
-        self.run = (run_factory or _run_factory())(ctx, on_event=self._heard, stop=self.stop_event)
+        self.ctx = ctx
+        self.run = (run_factory or _run_factory())(ctx, on_event=self._heard, stop=self.stop_event, keeper=keeper)
         self.target = target
+        self.served_at: float | None = None  # when verify finished (the result has the exact time)
         self.started = False
         self.finished = False
         self.result: Any = None
@@ -159,6 +184,13 @@ class ExpressScreen(Screen):
         if message.critical is not None:
             timeline.set_critical(message.critical)
         timeline.apply(message.event)
+        self._follow_step(message.event.piece)
+        ev = message.event
+        if ev.piece == "verify" and ev.status == "done" and not self.finished:
+            self.served_at = float(ev.at_s)
+            self._status(Content.assemble(("✔ Serving", "bold $success"),
+                                          f": verified through the gateway {fmt_duration(ev.at_s)} after the "
+                                          "start; the steps after it go on."))
         if message.event.status == "failed" and not self.finished:
             self._status(Content.assemble(
                 ("✘ A branch failed: ", "bold $error"),
@@ -207,6 +239,35 @@ class ExpressScreen(Screen):
                                       ": the run stopped at a safe point. Fix the cause, then Express again "
                                       "carries on from where the cloud stands."))
         self._outcome(Content.assemble(("✘ Diagnosis\n", "bold $error"), str(failure or "no diagnosis given")))
+
+    def _follow_step(self, piece: str) -> None:
+        """The sidebar follows the run: a step is in progress while one of its pieces runs; once all
+        have ended it is probed (the cloud says, as everywhere in the wizard)."""
+        timeline = self.query_one(Timeline)
+        row = timeline.rows.get(piece)
+        if row is None or not 1 <= row.step <= 11 or not hasattr(self.app, "set_step_state"):
+            return
+        mine = [r for r in timeline.rows.values() if r.step == row.step]
+        from ..steps.base import Status, StepState
+
+        if row.status == "running":
+            self.app.set_step_state(row.step, StepState(Status.IN_PROGRESS, f"Express: {row.title.lower()}…"))
+        elif all(r.status in ("done", "failed", "stopped", "skipped") for r in mine) and row.status != "skipped":
+            self._probe_step(row.step)
+
+    @work(thread=True, group="express-probe", exit_on_error=False)
+    def _probe_step(self, number: int) -> None:
+        if self.ctx is None:
+            return
+        from ..steps.registry import probe_all
+
+        try:
+            states = probe_all(self.ctx, steps=[number])
+        except Exception:  # noqa: BLE001 - the periodic re-probe catches up
+            return
+        state = states.get(number)
+        if state is not None:
+            self.app.set_step_state(number, state)  # thread-safe
 
     def _title(self, piece: str) -> str:
         row = self.query_one(Timeline).rows.get(piece)
@@ -315,10 +376,15 @@ def start_express(app: Any, *, run_factory: Callable[..., Any] | None = None) ->
     # a private context: a config saved meanwhile must not retarget a run in flight
     run_ctx = StepContext(ctx.cfg, ctx.profile, ctx.state_store, secrets=ctx.secrets)
     target = f"{cfg.project} / {cfg.zone} / {cfg.cluster} / {cfg.namespace}"
-    screen = ExpressScreen(run_ctx, target=target, run_factory=run_factory)
+    screen = ExpressScreen(run_ctx, target=target, run_factory=run_factory,
+                           keeper=getattr(app, "lease_keeper", None))
     app.notify("Reading what the express run would create…", title="Express", timeout=3, markup=False)
 
     def plan() -> None:
+        missing = _secrets_missing(run_ctx)
+        if missing:
+            _call(app, _secrets_first, app, missing)
+            return
         try:
             lines, cost = screen.run.billable_plan()
         except Exception as e:  # noqa: BLE001 - said, not thrown
@@ -328,6 +394,28 @@ def start_express(app: Any, *, run_factory: Callable[..., Any] | None = None) ->
         _call(app, _confirm, app, screen, list(lines), float(cost), ctx)
 
     app.run_worker(plan, thread=True, group="express-plan", exclusive=True, exit_on_error=False)
+
+
+def _secrets_missing(ctx: Any) -> list[str]:
+    """The secrets step 3 will need that were not typed on its page (worker thread; [] when unknown:
+    the run's step 3 then says it)."""
+    try:
+        from ..steps.registry import secrets_needed
+
+        needed = secrets_needed(ctx)
+        have = {spec.name for spec in ctx.secrets.specs}
+    except Exception:  # noqa: BLE001
+        return []
+    return [n for n in needed if n not in have]
+
+
+def _secrets_first(app: Any, missing: list[str]) -> None:
+    """Before anything is asked or started: step 3's page, where the secrets are typed."""
+    names = " and ".join(missing)
+    app.goto_step(3)
+    app.notify(f"Step 3 needs {names}, not in the cluster yet: type {'them' if len(missing) > 1 else 'it'} here "
+               "(kept in memory only), then Express again (ctrl+p, Express; or the Configure page).",
+               title="Express: secrets first", severity="warning", timeout=15, markup=False)
 
 
 def _call(app: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
