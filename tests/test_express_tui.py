@@ -276,3 +276,51 @@ async def test_configure_express_asks_to_save_unsaved_changes_first(make_sim_wor
         await pilot.pause()
         await pilot.click("#cfg-express")
         await until(pilot, lambda: isinstance(app.screen, ConfirmCost), what="the confirmation")
+
+
+# --- on the emulator: Express from the start-up summary of a fresh project, to serving ---------------------
+
+
+@pytest.mark.asyncio
+async def test_express_from_the_summary_on_a_fresh_world_reaches_serving(make_sim_world, tmp_path, monkeypatch):
+    from test_walk import click, confirm, goto, type_text
+
+    monkeypatch.setenv("RHAII_TUI_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
+    for name in ("PROJECT_ID", "ZONE", "CLUSTER_NAME", "NAMESPACE", "HF_TOKEN", "REGISTRY_PASSWORD",
+                 "CLOUDSDK_CORE_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+    from rhaii_tui.config import StateStore
+
+    world = make_sim_world("fresh", speed=2000)
+    cfg = DeployConfig(project=world.endpoints["project"], replicas=3)
+    app = RhaiiApp(cfg, profile=world.profile(), state_store=StateStore(), resume=True)  # as run_wizard builds it
+    async with app.run_test(size=(80, 24)) as pilot:
+        summary = await summary_read(pilot)
+        assert "Nothing is deployed" in summary.summary_text
+        await pilot.press("x")  # Express, from the summary: step 3's secrets are asked for first
+        await until(pilot, lambda: app.current_step == 3 and app.current_page is not None
+                    and app.current_page.is_mounted, timeout=60, what="step 3's page (secrets first)")
+        assert any("Step 3 needs" in n.message for n in app._notifications)
+        await type_text(pilot, "#hf-token", HF_TOKEN)
+        await type_text(pilot, "#pull-user", "express-user")
+        await type_text(pilot, "#pull-password", "Express-Tui-Pa55word")
+        await goto(pilot, 0)
+        await click(pilot, "#cfg-express")  # Express again: one confirmation for everything billable
+        await confirm(pilot)
+        await until(pilot, lambda: isinstance(app.screen, ExpressScreen), timeout=30, what="the timeline")
+        screen = app.screen
+        timeline = screen.query_one(Timeline)
+        await until(pilot, lambda: timeline.rows["cluster"].status in ("running", "done"), timeout=60,
+                    what="the cluster's row running")
+        await until(pilot, lambda: screen.finished, timeout=600, what="the express run to end")
+        result = screen.result
+        assert screen.error is None and result is not None and result.ok, (screen.error, result.failure, screen.events)
+        assert all(r.status == "done" for r in timeline.rows.values()), {k: r.status for k, r in timeline.rows.items()}
+        assert result.time_to_serving_s is not None and result.time_to_serving_s > 0
+        assert "Serving" in str(screen.query_one("#ex-status").render())
+        assert "█" in timeline.row_text("tpu-pool") and timeline.critical  # bars drawn, critical path marked
+        # the sidebar follows: step 9 verified
+        await until(pilot, lambda: str(getattr(app.step_states.get(9), "status", "")).endswith("done")
+                    or getattr(getattr(app.step_states.get(9), "status", None), "value", "") == "done",
+                    timeout=60, what="step 9 done in the sidebar")

@@ -77,8 +77,8 @@ class ExpressScreen(Screen):
     ExpressScreen {
         layout: vertical;
         #ex-heading { height: 1; padding: 0 1; }
-        #ex-title { width: 1fr; text-style: bold; color: $accent; text-wrap: nowrap; text-overflow: ellipsis; }
-        #ex-target { width: auto; color: $text-muted; text-wrap: nowrap; }
+        #ex-title { width: auto; text-style: bold; color: $accent; text-wrap: nowrap; }
+        #ex-target { width: 1fr; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; text-align: right; }
         #ex-status { height: auto; max-height: 2; padding: 0 1; }
         #ex-timeline { height: auto; max-height: 1fr; margin: 1 0 0 0; }
         #ex-outcome-box { height: 1fr; min-height: 2; padding: 0 1; scrollbar-size-vertical: 1; }
@@ -127,7 +127,7 @@ class ExpressScreen(Screen):
     # composition -----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         with Horizontal(id="ex-heading"):
-            yield Label("Express · every step as soon as what it needs holds", id="ex-title")
+            yield Label("Express run", id="ex-title")
             yield Label(Content(self.target), id="ex-target")
         yield Static(Content.styled("Starting…", "$text-muted"), id="ex-status")
         yield Timeline(self.run.pieces, id="ex-timeline")
@@ -202,7 +202,7 @@ class ExpressScreen(Screen):
     @on(Finished)
     def _on_finished(self, message: "ExpressScreen.Finished") -> None:
         self.finished = True
-        self.query_one("#ex-stop", Button).disabled = True
+        self.query_one("#ex-stop", Button).display = False
         self.refresh_bindings()
         timeline = self.query_one(Timeline)
         if message.error is not None:
@@ -224,7 +224,7 @@ class ExpressScreen(Screen):
             took = fmt_duration(tts) if tts is not None else "?"
             self._status(Content.assemble(("✔ Serving", "bold $success"),
                                           f": verified through the gateway {took} after the start ({clock})."))
-            path = " → ".join(self._title(p) for p in timeline.critical if p in timeline.rows)
+            path = " → ".join(self._title(p) for p in timeline.critical_path if p in timeline.rows)
             self._outcome(Content.assemble(
                 ("Time to serving: ", "bold"), (took, "bold $success"), f" ({clock})",
                 *((("\nCritical path: ", "bold"), path) if path else ()),

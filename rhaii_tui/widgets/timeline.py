@@ -251,6 +251,7 @@ class Timeline(Vertical):
         self.rows: dict[str, TimelineRow] = {
             p.id: TimelineRow(p.id, p.title, int(p.step)) for p in pieces}
         self.critical: frozenset[str] = frozenset()
+        self.critical_path: list[str] = []
         self.now_s = 0.0
         self._axis_plain = ""
         self._layout: Layout | None = None
@@ -281,7 +282,9 @@ class Timeline(Vertical):
         self._redraw(changed)
 
     def set_critical(self, ids: Iterable[str]) -> None:
-        critical = frozenset(ids)
+        """The pieces on the critical path, in order (first to last)."""
+        self.critical_path = list(ids)
+        critical = frozenset(self.critical_path)
         if critical != self.critical:
             changed = self.critical ^ critical
             self.critical = critical
