@@ -324,3 +324,37 @@ async def test_express_from_the_summary_on_a_fresh_world_reaches_serving(make_si
         await until(pilot, lambda: str(getattr(app.step_states.get(9), "status", "")).endswith("done")
                     or getattr(getattr(app.step_states.get(9), "status", None), "value", "") == "done",
                     timeout=60, what="step 9 done in the sidebar")
+
+
+@pytest.mark.asyncio
+async def test_a_failing_branch_stops_the_run_and_shows_its_diagnosis(make_sim_world, tmp_path, monkeypatch):
+    from rhaii_tui.config import StateStore
+    from test_walk import confirm
+
+    monkeypatch.setenv("RHAII_TUI_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
+    world = make_sim_world("bad-hf-token", speed=2000)
+    cfg = DeployConfig(project=world.endpoints["project"], replicas=3)
+    app = RhaiiApp(cfg, profile=world.profile(), state_store=StateStore(), resume=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await summary_read(pilot)
+        give_secrets(app)
+        await pilot.press("x")
+        await confirm(pilot)
+        await until(pilot, lambda: isinstance(app.screen, ExpressScreen), timeout=30, what="the timeline")
+        screen = app.screen
+        await until(pilot, lambda: screen.finished, timeout=600, what="the express run to end")
+        result = screen.result
+        assert result is not None and not result.ok
+        timeline = screen.query_one(Timeline)
+        failed = [r for r in timeline.rows.values() if r.status == "failed"]
+        assert failed, {k: r.status for k, r in timeline.rows.items()}
+        assert "A branch failed" in str(screen.query_one("#ex-status").render())
+        outcome = str(screen.query_one("#ex-outcome").render())
+        assert "Diagnosis" in outcome and result.failure.splitlines()[0] in outcome
+        # nothing started after the failure: the pieces still waiting then are stopped, never run
+        assert all(r.start_s is None for r in timeline.rows.values() if r.status == "stopped" and r.step >= 9)
+        # Enter on the failed row (the cursor is there) opens its step's page
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is not screen and app.current_step == failed[0].step, timeout=30,
+                    what="the failed step's page")

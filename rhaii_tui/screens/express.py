@@ -118,6 +118,7 @@ class ExpressScreen(Screen):
         self.run = (run_factory or _run_factory())(ctx, on_event=self._heard, stop=self.stop_event, keeper=keeper)
         self.target = target
         self.served_at: float | None = None  # when verify finished (the result has the exact time)
+        self._clock_done = threading.Event()  # set when the run ends or the screen goes
         self.started = False
         self.finished = False
         self.result: Any = None
@@ -149,6 +150,7 @@ class ExpressScreen(Screen):
                 keeper.stop_on_loss(self.stop_event)  # another wizard taking over stops the run
             self._status(Content.styled("Running: each piece starts as soon as what it needs holds.", "$warning"))
             self._run_worker()
+            self._clock_worker()
 
     # the run (worker thread) ------------------------------------------------------------------------
     def _heard(self, event: Any) -> None:
@@ -170,6 +172,47 @@ class ExpressScreen(Screen):
             self._post_finished(self.Finished(error=e))
             return
         self._post_finished(self.Finished(result=result))
+
+    CLOCK_SECONDS = 1.0
+    """How often the running bars grow between events (one read of the cloud's clock)."""
+
+    class Clock(Message):
+        """The run's clock (seconds since its start) read between events."""
+
+        def __init__(self, now_s: float) -> None:
+            super().__init__()
+            self.now_s = now_s
+
+    @work(thread=True, exclusive=True, group="express-clock", exit_on_error=False)
+    def _clock_worker(self) -> None:
+        """While the run goes: read the cloud's clock (simulated under --sim) so that running bars grow
+        while no piece reports. The run's start on that clock is taken from the first event heard."""
+        profile = getattr(self.ctx, "profile", None)
+        read = getattr(profile, "cloud_now", None)
+        if read is None:
+            return
+        t0: float | None = None
+        while not self._clock_done.wait(self.CLOCK_SECONDS):
+            if not self.events:
+                continue
+            try:
+                now = float(read())
+            except Exception:  # noqa: BLE001 - the bars wait for the next event instead
+                continue
+            # the run's start: never earlier than it was (an event is heard after it happened), so the
+            # lowest estimate so far is the best one, and bars never run ahead of the run
+            start = now - float(self.events[-1].at_s)
+            if t0 is None or start < t0:
+                t0 = start
+            try:
+                self.post_message(self.Clock(now - t0))
+            except RuntimeError:  # the app is closing
+                return
+
+    @on(Clock)
+    def _on_clock(self, message: "ExpressScreen.Clock") -> None:
+        if not self.finished:
+            self.query_one(Timeline).set_now(message.now_s)
 
     def _post_finished(self, message: "ExpressScreen.Finished") -> None:
         try:
@@ -202,6 +245,7 @@ class ExpressScreen(Screen):
     @on(Finished)
     def _on_finished(self, message: "ExpressScreen.Finished") -> None:
         self.finished = True
+        self._clock_done.set()
         self.query_one("#ex-stop", Button).display = False
         self.refresh_bindings()
         timeline = self.query_one(Timeline)
@@ -238,7 +282,12 @@ class ExpressScreen(Screen):
         self._status(Content.assemble(("✘ A branch failed", "bold $error"),
                                       ": the run stopped at a safe point. Fix the cause, then Express again "
                                       "carries on from where the cloud stands."))
-        self._outcome(Content.assemble(("✘ Diagnosis\n", "bold $error"), str(failure or "no diagnosis given")))
+        step = (getattr(result, "data", None) or {}).get("step")
+        self._outcome(Content.assemble(
+            ("✘ Diagnosis\n", "bold $error"), str(failure or "no diagnosis given"),
+            (f"\nEnter on its row opens step {step}'s page, with its live panes." if step else "", "$text-muted")))
+        if step:
+            self._highlight_step(int(step))
 
     def _follow_step(self, piece: str) -> None:
         """The sidebar follows the run: a step is in progress while one of its pieces runs; once all
@@ -268,6 +317,15 @@ class ExpressScreen(Screen):
         state = states.get(number)
         if state is not None:
             self.app.set_step_state(number, state)  # thread-safe
+
+    def _highlight_step(self, step: int) -> None:
+        """Put the cursor on the failed piece's row (Enter opens its page)."""
+        timeline = self.query_one(Timeline)
+        rows = self.query_one(TimelineRows)
+        for row in timeline.rows.values():
+            if row.step == step and row.status == "failed":
+                rows.highlighted = rows.get_option_index(row.id)
+                return
 
     def _title(self, piece: str) -> str:
         row = self.query_one(Timeline).rows.get(piece)
@@ -328,6 +386,7 @@ class ExpressScreen(Screen):
 
     def on_unmount(self) -> None:
         self.stop_event.set()  # the app is closing: the run stops at its next safe point
+        self._clock_done.set()
 
 
 # entry points (UI thread) ---------------------------------------------------------------------------

@@ -80,8 +80,8 @@ class TimelineRow:
                 self.start_s = at_s
             self.end_s = None
         elif status in ENDED:
-            if self.start_s is None and status != "skipped":
-                self.start_s = at_s  # ended without a running event (e.g. found done already)
+            if self.start_s is None and status in ("done", "failed"):
+                self.start_s = at_s  # ended without a running event: a mark where it ended
             self.end_s = at_s
         self.status = status if status in STATUS_LOOK else self.status
         if message:
