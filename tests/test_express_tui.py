@@ -62,10 +62,11 @@ def test_timeline_snapshot(snap_compare, size):
 
 
 def test_bars_scale_to_the_width_and_titles_stay_whole_at_80_columns():
-    wide, narrow = Layout.for_width(118), Layout.for_width(76)
-    assert wide.title == narrow.title == max(len(p.title) for p in PIECES)  # nothing that matters is cut
+    longest = max(len(p.title) for p in PIECES)
+    wide, narrow = Layout.for_width(118, longest), Layout.for_width(76, longest)
+    assert wide.title == narrow.title == longest  # nothing that matters is cut
     assert wide.bar > narrow.bar >= 30
-    tiny = Layout.for_width(50)
+    tiny = Layout.for_width(50, longest)
     assert tiny.bar >= 20 and tiny.title >= 10
 
 

@@ -34,6 +34,7 @@ from ..widgets.timeline import Timeline, TimelineRows
 
 SCREEN_NAME = "express"
 THROUGH = 11  # the last step an express run takes (as `apply --express`); serving is said at step 9
+SERVING_PIECES = ("first-serve", "verify")  # the first of these done: a completion answered through the gateway
 NOT_CONNECTED = "Express needs a connection to the cloud: connect first (or run with --sim)."
 
 
@@ -229,7 +230,7 @@ class ExpressScreen(Screen):
         timeline.apply(message.event)
         self._follow_step(message.event.piece)
         ev = message.event
-        if ev.piece == "verify" and ev.status == "done" and not self.finished:
+        if ev.piece in SERVING_PIECES and ev.status == "done" and self.served_at is None and not self.finished:
             self.served_at = float(ev.at_s)
             self._status(Content.assemble(("✔ Serving", "bold $success"),
                                           f": verified through the gateway {fmt_duration(ev.at_s)} after the "
