@@ -99,6 +99,10 @@ def classify_text(text: str) -> str | None:
     return None
 
 
+# GKE runs one cluster operation at a time: "Operation operation-... is currently creating a node pool for
+# cluster X. Please wait and try again once it is done." (older: "Cluster is running incompatible operation")
+_CLUSTER_BUSY_RE = re.compile(r"incompatible operation|is currently .{0,120}please wait and try again", re.I | re.S)
+
 # google.rpc.Code -> kind (operation errors carry these numbers)
 _RPC_CODE_KIND = {5: "not_found", 6: "conflict", 7: "permission", 8: "quota", 9: "unknown",
                   10: "conflict", 14: "unavailable", 4: "unavailable", 16: "credentials"}
@@ -211,8 +215,8 @@ def map_error(exc: BaseException, ctx: ErrorContext | None = None) -> CloudError
         elif isinstance(exc, (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError,
                               gexc.GatewayTimeout, gexc.BadGateway)):
             kind = "unavailable"
-        elif isinstance(exc, gexc.BadRequest):
-            kind = classify_text(text) or "unknown"
+        elif isinstance(exc, gexc.BadRequest):  # GKE's busy cluster is an HTTP 400 FAILED_PRECONDITION
+            kind = classify_text(text) or ("conflict" if _CLUSTER_BUSY_RE.search(text) else "unknown")
         else:
             kind = classify_text(text) or "unknown"
     elif gexc is not None and isinstance(exc, gexc.RetryError):

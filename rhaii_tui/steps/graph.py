@@ -50,6 +50,7 @@ PIECES: tuple[Piece, ...] = (
     Piece("epp-sidecar", "EPP sidecar", 6, ("deployment:epp",)),
     Piece("envoyfilters", "EnvoyFilters", 7, ("crd:envoyfilters", "step:6")),
     Piece("netpol", "NetworkPolicies", 8, ("namespace", "step:5")),
+    Piece("first-serve", "First completion via gateway", 9, ("replica-ready", "step:4", "step:6", "step:7")),
     Piece("verify", "Verify through the gateway", 9, ("step:5", "step:6", "step:7", "step:8")),
     Piece("performance", "Performance", 10, ("step:9",)),
     Piece("identity", "Model identity", 11, ("step:10",)),
@@ -66,6 +67,8 @@ FACTS: dict[str, Fact] = {f.id: f for f in (
     Fact("crd:envoyfilters", "CRD envoyfilters exists", "operators"),
     Fact("tpu-nodes-ready", "one Ready TPU node per replica", "tpu-pool"),
     Fact("llmisvc", "the LLMInferenceService exists", "llmisvc"),
+    Fact("replica-ready", "a vLLM replica is Ready", "tpu-pool"),
+    Fact("health-route", "the health HTTPRoute exists", "replicas"),
     Fact("deployment:epp", "the EPP Deployment exists", "llmisvc"),
     *(Fact(f"step:{n}", f"step {n} is done", _STEP_LAST[n]) for n in range(1, 12)),
 )}
@@ -130,6 +133,15 @@ def holds(ctx: Any, fact: str) -> bool:
             return session.get(m.LLMISVC_API_VERSION, "LLMInferenceService", cfg.service, cfg.namespace) is not None
         if fact == "deployment:epp":
             return session.get("apps/v1", "Deployment", m.epp_deployment_name(cfg.service), cfg.namespace) is not None
+        if fact == "health-route":
+            return session.get(m.HTTPROUTE_API_VERSION, "HTTPRoute", m.health_route_name(cfg.service),
+                               cfg.namespace) is not None
+        if fact == "replica-ready":
+            from .verify import pod_ready
+
+            pods = session.list("v1", "Pod", cfg.namespace,
+                                label_selector=m.label_selector(m.workload_labels(cfg.service)))
+            return any(pod_ready(p) for p in pods)
         if fact == "tpu-nodes-ready":
             from .cluster import tpu_nodes
 
