@@ -487,6 +487,8 @@ class RhaiiApp(App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "express_timeline":  # in the footer only once an express run was started
             return self.is_screen_installed("express") and self.screen is not self.get_screen("express")
+        if action in ("prev_step", "next_step"):  # the pages' keys: not over the express timeline
+            return self.screen.id == "_default"
         return True
 
     def action_copy_commands(self) -> None:

@@ -137,12 +137,22 @@ def fixed_cfg() -> DeployConfig:
 async def show_express(pilot) -> ExpressScreen:
     app = pilot.app
     await app.start_page_ready.wait()
-    screen = ExpressScreen(None, target="demo", run_factory=StandInRun)
+    screen = ExpressScreen(None, target="demo-project-01 / europe-west4-a / rhaii-tpu-scaleout-cluster",
+                           run_factory=StandInRun)
     app.install_screen(screen, SCREEN_NAME)
     app.push_screen(screen)
     await until(pilot, lambda: len(screen.events) == len(EVENTS), timeout=30, what="the timeline filled")
     await pilot.pause()
     return screen
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+def test_express_screen_snapshot(snap_compare, size):
+    """The whole screen while a branch has failed and the TPU pool still provisions: the heading, the
+    status, every row, the legend, the failure and the buttons fit."""
+    app = RhaiiApp(fixed_cfg(), start_step=0)
+    app.animation_level = "none"
+    assert snap_compare(app, terminal_size=size, run_before=show_express)
 
 
 @pytest.mark.asyncio
@@ -151,6 +161,9 @@ async def test_a_row_opens_its_step_page_and_ctrl_e_comes_back():
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await show_express(pilot)
         assert app.screen is screen
+        await pilot.press("right_square_bracket")  # the pages' keys do nothing here
+        await pilot.pause()
+        assert app.screen is screen and app.current_step == 0
         await pilot.press("home", "down", "down", "down", "down", "enter")  # Operators and gateway: step 4
         await until(pilot, lambda: app.screen is not screen and app.current_step == 4
                     and app.current_page is not None and app.current_page.is_mounted, timeout=30,
@@ -164,6 +177,11 @@ async def test_a_row_opens_its_step_page_and_ctrl_e_comes_back():
         assert await pilot.click(TimelineRows, offset=(10, index))
         await until(pilot, lambda: app.screen is not screen and app.current_step == 5, timeout=30,
                     what="step 5's page")
+        await pilot.press("ctrl+e")
+        await until(pilot, lambda: app.screen is screen, timeout=10, what="the timeline again")
+        await pilot.press("escape")  # back to the wizard, the run goes on
+        await until(pilot, lambda: app.screen is not screen, timeout=10, what="the wizard")
+        assert screen.running and app.current_step == 5
         await pilot.press("ctrl+e")
         await until(pilot, lambda: app.screen is screen, timeout=10, what="the timeline again")
         await pilot.press("s")  # Stop: the run returns at its next safe point
