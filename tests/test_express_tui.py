@@ -90,6 +90,9 @@ async def test_rows_follow_events_and_mark_the_critical_path():
         assert timeline.row_text("preflight").rstrip().endswith("40s")
         assert timeline.row_text("epp-sidecar").rstrip().endswith("waiting")
         assert "█" not in timeline.row_text("replicas")  # not started: no bar
+        timeline.apply(E("identity", "skipped", 0, "done before this run"))
+        await pilot.pause()
+        assert timeline.row_text("identity").rstrip().endswith("already") and "█" not in timeline.row_text("identity")
         # every row is as wide as the list: the time column is never cut
         width = app.query_one(TimelineRows).text_width()
         assert all(len(timeline.row_text(p.id)) == width for p in PIECES)
@@ -377,3 +380,43 @@ async def test_a_failing_branch_stops_the_run_and_shows_its_diagnosis(make_sim_w
         await pilot.press("enter")
         await until(pilot, lambda: app.screen is not screen and app.current_step == failed[0].step, timeout=30,
                     what="the failed step's page")
+
+
+@pytest.mark.asyncio
+async def test_express_needs_a_connection_and_says_so():
+    app = RhaiiApp(fixed_cfg(), start_step=0)  # not connected
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.start_page_ready.wait()
+        await pilot.pause()
+        await pilot.press("E")  # the Configure page's key, with the focus in the sidebar
+        await until(pilot, lambda: any("Express needs a connection" in n.message for n in app._notifications),
+                    timeout=10, what="the notification")
+        assert app.screen.id == "_default" and not app.is_screen_installed(SCREEN_NAME)
+
+
+@pytest.mark.asyncio
+async def test_express_carries_on_from_where_the_cloud_stands(make_sim_world, tmp_path, monkeypatch):
+    """On a project whose cluster and TPU pool exist: nothing billable, so no confirmation; their rows
+    say they were there already, the rest runs to serving."""
+    from rhaii_tui.config import StateStore
+    from rhaii_tui.widgets.confirm_cost import ConfirmCost
+
+    monkeypatch.setenv("RHAII_TUI_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
+    world = make_sim_world("cluster-ready", speed=2000)
+    cfg = DeployConfig(project=world.endpoints["project"], replicas=3)
+    app = RhaiiApp(cfg, profile=world.profile(), state_store=StateStore(), resume=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await summary_read(pilot)
+        give_secrets(app)
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, (ExpressScreen, ConfirmCost)), timeout=60,
+                    what="the timeline")
+        assert isinstance(app.screen, ExpressScreen), "nothing billable: no confirmation"
+        screen = app.screen
+        await until(pilot, lambda: screen.finished, timeout=600, what="the express run to end")
+        assert screen.result is not None and screen.result.ok, (screen.error, screen.result.failure)
+        timeline = screen.query_one(Timeline)
+        for piece in ("cluster", "tpu-pool"):
+            assert timeline.rows[piece].status == "skipped" and timeline.row_text(piece).rstrip().endswith("already")
+        assert timeline.rows["verify"].status == "done"

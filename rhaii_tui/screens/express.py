@@ -487,8 +487,11 @@ def _call(app: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
 
 def _confirm(app: Any, screen: ExpressScreen, lines: list[str], cost: float, ctx: Any) -> None:
     cfg = screen.run.ctx.cfg if hasattr(screen.run, "ctx") else ctx.cfg
-    if not lines:
-        lines = ["nothing billable to create: everything that costs money is there already"]
+    if not lines:  # the cluster and the TPU pool are there already: nothing to confirm
+        app.notify("Nothing billable to create (the cluster and the TPU pool are there): starting.",
+                   title="Express", timeout=5, markup=False)
+        _begin(app, screen, ctx)
+        return
 
     def answered(ok: bool | None) -> None:
         if ok:

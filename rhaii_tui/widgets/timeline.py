@@ -39,7 +39,7 @@ STATUS_LOOK: dict[str, tuple[str, str, str]] = {
     "running": ("◐", "bold $warning", "$warning"),
     "done": ("✔", "bold $success", "$success"),
     "failed": ("✘", "bold $error", "$error"),
-    "skipped": ("⊘", "$text-muted", "$text-muted"),
+    "skipped": ("✔", "$text-muted", "$text-muted"),  # done before this run (express: nothing to redo)
     "stopped": ("■", "$text-muted", "$text-muted"),
 }
 ENDED = ("done", "failed", "skipped", "stopped")
@@ -191,7 +191,9 @@ def _runs(cells: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
 def _took_text(row: TimelineRow, now_s: float) -> str:
     if row.status in ("pending",):
         return ""
-    if row.status in ("waiting", "skipped", "stopped") and row.start_s is None:
+    if row.status == "skipped":
+        return "already"
+    if row.status in ("waiting", "stopped") and row.start_s is None:
         return row.status
     took = row.took(now_s)
     return fmt_duration(took) if took is not None else ""
