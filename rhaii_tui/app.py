@@ -485,10 +485,12 @@ class RhaiiApp(App[int]):
         show_timeline(self)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "express_timeline":  # in the footer only once an express run was started
-            return self.is_screen_installed("express") and self.screen is not self.get_screen("express")
-        if action in ("prev_step", "next_step"):  # the pages' keys: not over the express timeline
-            return self.screen.id == "_default"
+        if action in ("express_timeline", "prev_step", "next_step"):
+            installed = self.is_screen_installed("express")
+            on_timeline = installed and self.screen is self.get_screen("express")
+            if action == "express_timeline":  # in the footer only once an express run was started
+                return installed and not on_timeline
+            return not on_timeline  # the pages' keys: not over the express timeline
         return True
 
     def action_copy_commands(self) -> None:

@@ -271,6 +271,16 @@ async def test_express_from_the_summary_asks_once_with_the_cost_then_shows_the_t
         assert app.screen is screen and len([r for r in StandInRun.instances if r.reported.is_set()]) == 1
         await pilot.press("s")
         await until(pilot, lambda: screen.finished, what="the run to stop")
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is not screen, what="the wizard")
+        app.action_express()  # a new run once the last one ended: a new timeline replaces the old
+        await until(pilot, lambda: isinstance(app.screen, ConfirmCost), what="the confirmation")
+        app.screen.query_one(Input).value = app.cfg.cluster
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ExpressScreen) and app.screen is not screen,
+                    what="the new timeline")
+        assert not screen.is_attached and app.get_screen(SCREEN_NAME) is app.screen
+        await until(pilot, lambda: len(app.screen.events) == len(EVENTS), what="the new timeline filled")
 
 
 @pytest.mark.asyncio

@@ -149,7 +149,7 @@ class ExpressScreen(Screen):
             keeper = getattr(self.app, "lease_keeper", None)
             if keeper is not None and hasattr(keeper, "stop_on_loss"):
                 keeper.stop_on_loss(self.stop_event)  # another wizard taking over stops the run
-            self._status(Content.styled("Running: each piece starts as soon as what it needs holds.", "$warning"))
+            self._status(Content.styled("Reading where the deployment stands…", "$text-muted"))
             self._run_worker()
             self._clock_worker()
 
@@ -223,6 +223,8 @@ class ExpressScreen(Screen):
 
     @on(Heard)
     def _on_heard(self, message: "ExpressScreen.Heard") -> None:
+        if not self.events:
+            self._status(Content.styled("Running: each piece starts as soon as what it needs holds.", "$warning"))
         self.events.append(message.event)
         timeline = self.query_one(Timeline)
         if message.critical is not None:
