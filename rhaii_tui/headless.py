@@ -667,6 +667,7 @@ def run_express(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, l
     billable action, with the total cost per day), the same lease, exit codes and diagnosis."""
     from .cloud.gke import CloudError
     from .steps.express import ExpressRun
+    from .steps.graph import BY_ID
     from .steps.registry import (BY_NUMBER, NeedsConfirmation, NeedsInput, RunOptions, StepBlocked,
                                  check_secrets_given, installer_dir_problem, secrets_needed, summary)
 
@@ -680,13 +681,12 @@ def run_express(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, l
 
     def on_event(ev: Any) -> None:
         if ev.status in ("running", "done", "failed", "stopped"):
-            step = run.pieces_by_id[ev.piece].step
+            step = BY_ID[ev.piece].step
             out.line(f"{ev.piece}: {ev.status} at {ev.at_s / 60:.1f} min"
                      + (f" - {ev.message}" if ev.message and ev.status != "running" else ""), step)
 
     run = ExpressRun(ctx, on_event=on_event, stop=stop, opts=opts, through=through, lease=keeper,
                      say=lambda piece, step, text: out.line(f"{piece}: {text}", step))
-    run.pieces_by_id = {p.id: p for p in run.pieces}  # type: ignore[attr-defined]
 
     def finish() -> int:
         if out.as_json:
