@@ -210,6 +210,7 @@ class TimelineRows(OptionList):
         padding: 0;
         background: $surface;
         scrollbar-size-vertical: 1;
+        overflow-x: hidden;
         text-wrap: nowrap;
         text-overflow: clip;
         &:focus { border: none; }
