@@ -352,6 +352,7 @@ async def test_express_from_the_summary_on_a_fresh_world_reaches_serving(make_si
         assert result.time_to_serving_s is not None and result.time_to_serving_s > 0
         assert "Serving" in str(screen.query_one("#ex-status").render())
         assert "█" in timeline.row_text("tpu-pool") and timeline.critical  # bars drawn, critical path marked
+        assert app.lease_keeper.held  # the run's changes were made under this wizard's deploy lease
         # the sidebar follows: step 9 verified
         await until(pilot, lambda: str(getattr(app.step_states.get(9), "status", "")).endswith("done")
                     or getattr(getattr(app.step_states.get(9), "status", None), "value", "") == "done",
