@@ -11,6 +11,7 @@
     app.start_page_ready           asyncio.Event: the shell paints first, the start page right
                                    after (tests: `await app.start_page_ready.wait()`)
     app.save_config(cfg)           make cfg the app's config and write the state file (worker)
+    app.action_express()           the Express action (screens/express.py); ctrl+e shows its timeline again
     ConfirmCost                    rhaii_tui.widgets.confirm_cost (re-exported here)
 
 Pages are `screens.base.StepScreen` subclasses hosted in a ContentSwitcher, mounted on first
