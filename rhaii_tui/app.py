@@ -11,6 +11,7 @@
     app.start_page_ready           asyncio.Event: the shell paints first, the start page right
                                    after (tests: `await app.start_page_ready.wait()`)
     app.save_config(cfg)           make cfg the app's config and write the state file (worker)
+    app.action_express()           the Express action (screens/express.py); ctrl+e shows its timeline again
     ConfirmCost                    rhaii_tui.widgets.confirm_cost (re-exported here)
 
 Pages are `screens.base.StepScreen` subclasses hosted in a ContentSwitcher, mounted on first
@@ -92,6 +93,8 @@ class StepCommands(Provider):
                     "Copy the equivalent gcloud/kubectl commands, one per line"))
         out.append(("Re-authenticate", app.action_reauthenticate,
                     "Sign in again when the credentials expired or were revoked (ctrl+r)"))
+        out.append(("Express: deploy everything, several steps at once", app.action_express,
+                    "Run every step as soon as what it needs holds, with a live timeline (ctrl+e shows it again)"))
         return out
 
     async def discover(self) -> Hits:
@@ -144,6 +147,8 @@ class RhaiiApp(App[int]):
                 tooltip="Quit (whatever runs in the cloud keeps running)"),
         Binding("ctrl+r", "reauthenticate", "Re-authenticate", id="reauthenticate", show=False,
                 tooltip="Sign in again when the credentials expired or were revoked"),
+        Binding("ctrl+e", "express_timeline", "Timeline", id="express-timeline",
+                tooltip="Show the express run's timeline again (screens/express.py)"),
     ]
 
     REPROBE_SECONDS = REPROBE_SECONDS
@@ -468,6 +473,26 @@ class RhaiiApp(App[int]):
         page = self.current_page
         if page is not None:
             page.action_help()
+
+    def action_express(self) -> None:
+        """The Express action (also on the start-up summary and the Configure page)."""
+        from .screens.express import start_express
+
+        start_express(self)
+
+    def action_express_timeline(self) -> None:
+        from .screens.express import show_timeline
+
+        show_timeline(self)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("express_timeline", "prev_step", "next_step"):
+            installed = self.is_screen_installed("express")
+            on_timeline = installed and self.screen is self.get_screen("express")
+            if action == "express_timeline":  # in the footer only once an express run was started
+                return installed and not on_timeline
+            return not on_timeline  # the pages' keys: not over the express timeline
+        return True
 
     def action_copy_commands(self) -> None:
         page = self.current_page

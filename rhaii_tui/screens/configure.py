@@ -4,6 +4,8 @@ Every field is checked with `config.VALIDATORS` on each keystroke and the rule i
 Replicas shows the TPU chips it needs and the cost per day, live. Each value says where it came
 from (flag, env, --config file, saved state, gcloud config, default, set here). Saving (ctrl+s)
 makes it the app's config and writes the state file for the target (config only, never secrets).
+Express (E, or its button) runs every step as soon as what it needs holds, after one confirmation of
+what costs money (screens/express.py); it runs the saved configuration.
 """
 
 from __future__ import annotations
@@ -121,6 +123,7 @@ class ConfigureScreen(StepScreen):
         .cfg-msg.-error { color: $error; }
         #cfg-actions { height: 1; margin: 1 0 0 0; }
         #cfg-save { margin: 0 2 0 0; }
+        #cfg-express { margin: 0 2 0 0; }
         #cfg-status { width: 1fr; color: $text-muted; }
         #cfg-status.-error { color: $error; }
         #cfg-status.-dirty { color: $warning; }
@@ -130,6 +133,8 @@ class ConfigureScreen(StepScreen):
 
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", tooltip="Save this configuration for the target"),
+        Binding("E", "express", "Express", key_display="E",
+                tooltip="Deploy everything, several steps at once, with a live timeline"),
     ]
 
     def __init__(self, number: int = CONFIGURE, **kwargs: Any) -> None:
@@ -152,6 +157,8 @@ class ConfigureScreen(StepScreen):
             with Horizontal(id="cfg-actions"):
                 yield Button("Save", id="cfg-save", compact=True, variant="primary",
                              tooltip="Save (ctrl+s): config only, never secrets")
+                yield Button("Express", id="cfg-express", compact=True, variant="warning",
+                             tooltip="Express (E): every step as soon as what it needs holds, several at once")
                 yield Label("", id="cfg-status")
 
     def _make_control(self, name: str, cfg: DeployConfig, placeholder: str) -> Input | Select:
@@ -279,6 +286,27 @@ class ConfigureScreen(StepScreen):
             self.query_one(f"#cfg-{first}").focus()
             return
         self.wizard.save_config(self.draft())
+
+    def action_express(self) -> None:
+        """Deploy everything with the saved configuration (screens/express.py)."""
+        self._refresh_all()
+        if self._errors:
+            first = next(name for name in FIELD_NAMES if name in self._errors)
+            self.notify(f"Fix the configuration first: {self._errors[first]}", title="Express",
+                        severity="error", markup=False)
+            return
+        if self.edited():
+            self.notify("Save the changes first (ctrl+s): Express runs the saved configuration.",
+                        title="Express", severity="warning", markup=False)
+            return
+        from .express import start_express
+
+        start_express(self.app)
+
+    @on(Button.Pressed, "#cfg-express")
+    def _express_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_express()
 
     @on(Button.Pressed, "#cfg-save")
     def _save_pressed(self, event: Button.Pressed) -> None:

@@ -5,7 +5,9 @@ result here as it arrives (`probe_finished`); the screen shows a progress line m
 standing (`steps.registry.summary`): what is done, what is in progress and with what, what failed
 and why with its fix, what is not started. Enter goes to the first step not done (Operate when
 everything is done; Configure while the configuration has errors); Escape stays on the page the
-wizard opened on. The cluster is the source of truth: it works with no state file at all.
+wizard opened on; x (Express) runs every step as soon as what it needs holds, after one
+confirmation of what costs money (screens/express.py). The cluster is the source of truth: it works
+with no state file at all.
 
 When the cloud refuses the credentials, every probe fails the same way: the summary says so once,
 with the fix, instead of eleven copies; `r` (or re-authenticating) checks again.
@@ -134,6 +136,7 @@ class ResumeScreen(WizardModal[int | None]):
         #resume-summary { height: auto; }
         #resume-buttons { height: auto; align-horizontal: right; margin: 1 0 0 0; }
         #resume-buttons Button { margin: 0 0 0 2; width: auto; }
+        #resume-stay, #resume-recheck, #resume-express { min-width: 0; }  /* the row fits 80 columns */
         #resume-recheck { display: none; }
         &.-can-recheck #resume-recheck { display: block; }
     }
@@ -143,6 +146,7 @@ class ResumeScreen(WizardModal[int | None]):
     BINDINGS = [Binding("escape", "stay", "Stay here"),
                 Binding("enter", "go", "Go to the first step not done", show=False),
                 Binding("r", "recheck", "Check again", show=False),
+                Binding("x", "express", "Express", show=False),
                 Binding("up", "scroll_summary('up')", show=False),
                 Binding("down", "scroll_summary('down')", show=False),
                 Binding("pageup", "scroll_summary('page_up')", show=False),
@@ -170,6 +174,8 @@ class ResumeScreen(WizardModal[int | None]):
             with Horizontal(id="resume-buttons"):
                 yield Button("Stay here", id="resume-stay", compact=True)
                 yield Button("Check again", id="resume-recheck", compact=True)
+                yield Button("Express", id="resume-express", compact=True, disabled=True,
+                             tooltip="Every step as soon as what it needs holds, several at once (x)")
                 yield Button("Go to …", id="resume-go", compact=True, variant="primary", disabled=True)
 
     # the summary scrolls; the buttons stay on screen however short the terminal -----------------------
@@ -208,6 +214,7 @@ class ResumeScreen(WizardModal[int | None]):
         go = self.query_one("#resume-go", Button)
         go.label = "Go to …"
         go.disabled = True
+        self.query_one("#resume-express", Button).disabled = True
         go.refresh(layout=True)
         self.query_one("#resume-scroll").focus()
 
@@ -233,6 +240,7 @@ class ResumeScreen(WizardModal[int | None]):
         go.label = f"Go to step {target.number}: {target.title}" if target.is_step else f"Go to {target.title}"
         go.disabled = False
         go.refresh(layout=True)  # a Button's label change does not re-measure its width
+        self.query_one("#resume-express", Button).disabled = not self._can_express()
         go.focus()
 
     def show_error(self, message: str) -> None:
@@ -257,7 +265,23 @@ class ResumeScreen(WizardModal[int | None]):
             return self.goto is not None
         if action == "recheck":
             return self._recheck is not None and not self.checking
+        if action == "express":
+            return self._can_express()
         return True
+
+    def _can_express(self) -> bool:
+        """Express is offered once the standing is read, with a valid configuration and credentials."""
+        return (self.standing is not None and not self.config_errors
+                and credentials_failure(self.standing) is None)
+
+    def action_express(self) -> None:
+        if not self._can_express():
+            return
+        from .express import start_express
+
+        app = self.app
+        self.dismiss(None)
+        start_express(app)
 
     def action_scroll_summary(self, how: str) -> None:
         """Arrow/page keys scroll the summary wherever the focus is (e.g. on a button)."""
@@ -285,6 +309,11 @@ class ResumeScreen(WizardModal[int | None]):
     def _go(self, event: Button.Pressed) -> None:
         event.stop()
         self.action_go()
+
+    @on(Button.Pressed, "#resume-express")
+    def _express_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_express()
 
     @on(Button.Pressed, "#resume-recheck")
     def _recheck_pressed(self, event: Button.Pressed) -> None:

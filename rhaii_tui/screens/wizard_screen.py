@@ -28,6 +28,8 @@ STEP_KEYS: tuple[Binding, ...] = (  # StepScreen's, every page's first
 PAGE_KEYS: dict[int, tuple[Binding, ...]] = {
     0: (  # ConfigureScreen
         Binding("ctrl+s", "save", "Save", tooltip="Save this configuration for the target"),
+        Binding("E", "express", "Express", key_display="E",
+                tooltip="Deploy everything, several steps at once, with a live timeline"),
     ),
     1: (  # PreflightScreen
         Binding("r", "rerun", "Re-run checks", tooltip="Run every check again"),
