@@ -223,3 +223,34 @@ def test_steps_9_to_11_hints_are_whole_under_their_buttons_at_80_columns():
                     assert button.region.width >= len(str(button.label)) + 2, (number, str(button.label))
 
     asyncio.run(walk())
+
+
+def test_step_2_progress_rows_keep_their_time_and_note_whole_at_80_columns():
+    from textual.app import App
+
+    from rhaii_tui.app import RhaiiApp
+    from rhaii_tui.widgets.op_progress import PhaseProgress
+
+    class BarApp(App):
+        HORIZONTAL_BREAKPOINTS = RhaiiApp.HORIZONTAL_BREAKPOINTS
+        CSS_PATH = RhaiiApp.CSS_PATH  # the wizard's layout rules
+
+        def compose(self):
+            yield PhaseProgress("TPU node pool", 900, id="bar")
+
+    note = "rhaii-tpu-scaleout-cluster RUNNING, node pool tpu-pool exists"
+
+    async def walk() -> None:
+        app = BarApp()
+        async with app.run_test(size=(52, 8)) as pilot:  # the page's width in an 80-column terminal
+            bar = app.query_one(PhaseProgress)
+            bar.finish("done", note)
+            await pilot.pause()
+            time = bar.query_one(".phase-time")
+            shown_time = "".join(s.text for s in time.render_lines(time.region.reset_offset)).strip()
+            assert bar.time_text() and time.region.right <= 52 and shown_time == bar.time_text(), shown_time
+            label = bar.query_one(".phase-note")
+            shown = " ".join(s.text.strip() for s in label.render_lines(label.region.reset_offset))
+            assert " ".join(shown.split()) == note
+
+    asyncio.run(walk())
