@@ -378,6 +378,9 @@ class OperatorsScreen(WatchingScreen):
             detail.update(Content(line))
             detail.set_class(bool(line), "-shown")
 
+    def on_resize(self) -> None:  # Textual calls each class's on_resize: no super() here
+        self.call_after_refresh(self.show_detail_line)  # the table's columns follow the width
+
     @on(DataTable.RowHighlighted, "#op-table")
     def _row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
         self.show_detail_line()

@@ -281,17 +281,6 @@ class ReachabilityTable(KeyedTable):
         column = self.columns.get(ColumnKey("by"))
         return int(column.width) if column is not None else 0
 
-    def _fit_fill_column(self) -> None:
-        before = self._by_width()
-        super()._fit_fill_column()
-        if self._by_width() != before:  # the policies shown per row follow the column's width
-            for key, model in self._model.items():
-                old = self._shown[key]
-                for c, v in self.shown_cells(key, model).items():
-                    if old.get(c) != v:
-                        old[c] = v
-                        self.update_cell(key, c, self._content(v))
-
     def show(self, rows: Sequence[Any], cfg: Any, observed: Mapping[str, Any] | None = None) -> None:
         """Show `rows` (cloud.netpol.Row), with what probe pods `observed` (row key -> Observation)
         next to them; rows no longer there go, the others update in place."""
