@@ -254,3 +254,32 @@ def test_step_2_progress_rows_keep_their_time_and_note_whole_at_80_columns():
             assert " ".join(shown.split()) == note
 
     asyncio.run(walk())
+
+
+def test_the_start_up_summary_shows_the_whole_target_and_its_buttons_at_80x24():
+    from textual.app import App
+
+    from rhaii_tui.screens.resume import ResumeScreen
+
+    target = "rhaii-demo-project / europe-west4-a / rhaii-tpu-scaleout-cluster / rhaii-inference"
+
+    class SummaryApp(App):
+        def on_mount(self):
+            self.push_screen(ResumeScreen(target))
+
+    async def walk() -> None:
+        app = SummaryApp()
+        async with app.run_test(size=NARROW) as pilot:
+            screen = await until(pilot, lambda: isinstance(app.screen, ResumeScreen) and app.screen,
+                                 what="the summary")
+            await pilot.pause()
+            label = screen.query_one("#resume-target")
+            shown = " ".join(s.text.strip() for s in label.render_lines(label.region.reset_offset))
+            assert " ".join(shown.split()) == target, shown
+            box = screen.query_one("#resume-box").content_region
+            assert label.region.right <= box.right and label.region.height >= 2, (label.region, box)  # wraps
+            for button in screen.query("#resume-buttons Button"):
+                if button.display:
+                    assert 0 < button.region.bottom <= NARROW[1], (str(button.label), button.region)
+
+    asyncio.run(walk())
