@@ -283,3 +283,25 @@ def test_the_start_up_summary_shows_the_whole_target_and_its_buttons_at_80x24():
                     assert 0 < button.region.bottom <= NARROW[1], (str(button.label), button.region)
 
     asyncio.run(walk())
+
+
+def test_step_3_form_titles_keep_the_secrets_name_whole_at_80_columns():
+    from textual.app import App
+
+    from rhaii_tui.widgets.secret_form import SecretForm
+
+    class FormApp(App):
+        def compose(self):
+            yield SecretForm("pull", id="f")
+
+    async def walk(width: int) -> str:
+        app = FormApp()
+        async with app.run_test(size=(width, 12)) as pilot:
+            form = app.query_one(SecretForm)
+            await pilot.pause()
+            title = str(form.border_title)
+            assert len(title) + 6 <= form.size.width, (title, form.size)
+            return title
+
+    assert asyncio.run(walk(50)) == "Pull secret · rhaiis-pull-secret"  # the page's width at 80 columns
+    assert asyncio.run(walk(86)) == "Red Hat registry pull secret · rhaiis-pull-secret"
