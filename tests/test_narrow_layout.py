@@ -44,10 +44,14 @@ def test_step_5_at_80_columns_shows_every_pods_stage_time_and_unique_suffix():
             text = screen_text(app)
             for pod in deploy_pods() + [epp_pod()]:
                 suffix = pod["metadata"]["name"].rsplit("-", 1)[1]
-                assert f"-{suffix}" in text, (suffix, text)
+                assert f"…{suffix}" in text, (suffix, text)
             for shown in ("r1", "r2", "r3", "EPP", "Running 0/1", "Init:0/1", "7m (3-5m)", "40s (30-60s)",
                           "In stage"):
                 assert shown in text, (shown, text)
+            # a failure stage stays whole (the stage column takes the room left)
+            table.upsert(table.row_keys()[2], {"stage": "Init:ErrImagePull", "severity": "red"})
+            await pilot.pause()
+            assert "Init:ErrImagePull" in screen_text(app), screen_text(app)
 
     asyncio.run(walk())
 
@@ -98,7 +102,7 @@ def test_operate_at_80_columns_shows_each_pods_unique_suffix(monkeypatch):
             await pilot.pause()
             text = screen_text(app)
             for suffix in ("abcde", "fghij", "klmno"):
-                assert f"-{suffix}" in text, (suffix, text)
+                assert f"…{suffix}" in text, (suffix, text)
             assert "Running 1/1" in text
 
     asyncio.run(walk())

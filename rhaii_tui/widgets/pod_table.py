@@ -378,15 +378,15 @@ class PodTableWidget(KeyedTable):
         ("name", "Pod", 44),
     )
     SORTED = True
-    # below 70 cells (an 80-column terminal): the replica, its stage, its time against the guide and
-    # the pod's unique suffix; the other columns are in the pod's logs and milestones below
+    # below 70 cells (an 80-column terminal): the replica, its stage (whole: "Init:CrashLoopBackOff"),
+    # its time against the guide and the pod's unique suffix; the rest is in its logs and milestones
     NARROW_COLUMNS = (
         ("label", "#", 3),
-        ("stage", "Stage", 16),
+        ("stage", "Stage", 14),
         ("in_stage", "In stage", 13),
-        ("name", "Pod", 7),
+        ("name", "Pod", 6),
     )
-    NARROW_FILL_COLUMN = "name"
+    NARROW_FILL_COLUMN = "stage"
     NARROW_BELOW = 70
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
