@@ -471,6 +471,8 @@ async def test_canary_token_typed_in_the_form_never_leaves_memory_and_the_cluste
             app.goto_step(2)
             await plan_loaded(pilot)
             await until(pilot, lambda: app.query_one("#cl-kube-box").has_class("-shown"), what="the kubeconfig row")
+            app.query_one("#cl-kube-write").scroll_visible(animate=False)  # below the progress rows: scroll
+            await pilot.pause()
             await pilot.click("#cl-kube-write")
             await until(pilot, lambda: "written to" in rendered(app.query_one("#cl-kube-msg", Static)),
                         what="the kubeconfig written")

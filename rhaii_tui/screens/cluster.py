@@ -374,9 +374,10 @@ class ClusterScreen(StepScreen):
             actions.insert(0, f"Node pool {TPU_POOL_NAME} is in ERROR: once the cause is fixed, replace it "
                               "(delete and create again; asks you to confirm).")
         if plan.exists:
-            title = f"Cluster {plan.cluster} exists: reused after these checks"
+            # a short title (a border title is cut, not wrapped); the cluster's name heads the checks
+            title = "Cluster exists: reused after these checks"
             checks = [
-                (True, f"in {plan.zone}"),
+                (True, f"{plan.cluster} in {plan.zone}"),
                 (plan.status == "RUNNING", f"status {plan.status}"),
                 (plan.pool_exists and not pool_error, f"node pool {TPU_POOL_NAME} "
                  + ("in ERROR" if pool_error else "exists" if plan.pool_exists else "missing")),

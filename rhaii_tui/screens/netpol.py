@@ -226,11 +226,20 @@ class NetpolScreen(ProbingScreen):
                 netpol.with_observations(report, self.observed)
             self.live_report = report
         panel.show(report, self.cfg, mode)
-        tab = self.query_one("#np-tabs", TabbedContent).get_tab(TAB_PREVIEW if mode == "preview" else TAB_LIVE)
-        title = "If applied (rendered policies)" if mode == "preview" else "Live now"
-        tab.label = Content.assemble(title, (" ✘", "bold $error")) if report.broken else Content(title)
+        self._set_tab_title(mode, report.broken)
         if mode == "preview":
             self.query_one("#np-verdict", Static).update(verdict_content(report))
+
+    def _set_tab_title(self, mode: str, broken: bool) -> None:
+        tab = self.query_one("#np-tabs", TabbedContent).get_tab(TAB_PREVIEW if mode == "preview" else TAB_LIVE)
+        # below 70 cells the three tabs fit only with the short title
+        title = ("If applied" if self.size.width and self.size.width < 70 else "If applied (rendered policies)") \
+            if mode == "preview" else "Live now"
+        tab.label = Content.assemble(title, (" ✘", "bold $error")) if broken else Content(title)
+
+    def on_resize(self) -> None:
+        report = getattr(self, "preview_report", None)
+        self._set_tab_title("preview", bool(report is not None and report.broken))
 
     def show_not_connected(self) -> None:
         self.query_one("#np-live", ReachabilityPanel).show_message(

@@ -32,7 +32,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.content import Content
 from textual.message import Message
-from textual.widgets import Button, Input, Label
+from textual.widgets import Button, DataTable, Input, Label, Static
 
 from ..steps import operators as ops
 from ..steps.diagnose import Diagnosis
@@ -288,6 +288,8 @@ class OperatorsScreen(WatchingScreen):
         #op-checkout { width: 1fr; }
         #op-watch { height: 1; width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
         #op-table { height: auto; max-height: 13; margin: 0 1 0 0; }
+        #op-detail { height: auto; max-height: 4; margin: 0 1 0 0; display: none; }
+        #op-detail.-shown { display: block; }
         #op-trouble { height: auto; max-height: 7; display: none; border-top: solid $warning 50%; }
         #op-trouble.-shown { display: block; }
         #op-log { height: 1fr; min-height: 4; border-top: solid $primary 30%; }
@@ -322,6 +324,7 @@ class OperatorsScreen(WatchingScreen):
                         id="op-checkout", compact=True)
         yield Label(Content.styled("not connected to a cloud yet", "$text-muted"), id="op-watch")
         yield OperatorStatusTable(id="op-table")
+        yield Static(id="op-detail")  # the highlighted row's detail, whole, when the table cuts it
         yield DiagnosisPanel(id="op-trouble")
         yield LogPane(pickers=False, id="op-log", placeholder="installer output appears here")
 
@@ -342,6 +345,7 @@ class OperatorsScreen(WatchingScreen):
         view = live.view()
         self.view = view
         self.query_one(OperatorStatusTable).show_view(view)
+        self.show_detail_line()
         states = dict(live.states)
         gateway_crd = any(c.key == "gateways" and c.present for c in view.crds)
         if not states.get("gateway", "live").startswith(("live", "starting")):
@@ -365,6 +369,22 @@ class OperatorsScreen(WatchingScreen):
             self.set_state(state)
 
     # install -----------------------------------------------------------------------------------------
+    def show_detail_line(self) -> None:
+        """Under the table, the highlighted row's detail whole when the table cuts it (80 columns)."""
+        line = self.query_one(OperatorStatusTable).detail_line()
+        detail = self.query_one("#op-detail", Static)
+        if getattr(detail, "_line", None) != line:
+            detail._line = line  # type: ignore[attr-defined]
+            detail.update(Content(line))
+            detail.set_class(bool(line), "-shown")
+
+    def on_resize(self) -> None:  # Textual calls each class's on_resize: no super() here
+        self.call_after_refresh(self.show_detail_line)  # the table's columns follow the width
+
+    @on(DataTable.RowHighlighted, "#op-table")
+    def _row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self.show_detail_line()
+
     @on(Button.Pressed, "#op-install")
     def _install_pressed(self, event: Button.Pressed) -> None:
         event.stop()

@@ -130,7 +130,7 @@ class ResumeScreen(WizardModal[int | None]):
             background: $surface;
             padding: 0 2;
         }
-        #resume-target { color: $text-muted; height: 1; }
+        #resume-target { color: $text-muted; width: 100%; height: auto; }  /* wraps: the namespace is part of it */
         #resume-progress { height: auto; margin: 1 0 0 0; }
         #resume-scroll { height: auto; max-height: 20; margin: 1 0 0 0; }  /* see _fit() */
         #resume-summary { height: auto; }
@@ -188,7 +188,9 @@ class ResumeScreen(WizardModal[int | None]):
         self._fit()
 
     def _fit(self) -> None:
-        room = max(3, min(20, self.size.height - self.CHROME_ROWS))
+        inner = min(96, self.size.width) - 6  # the box's thick border and padding
+        target_rows = max(1, -(-len(self.target) // inner)) if inner > 0 else 1  # an 80-column terminal: 2
+        room = max(3, min(20, self.size.height - self.CHROME_ROWS - (target_rows - 1)))
         self.query_one("#resume-scroll").styles.max_height = room
 
     # fed by the app -------------------------------------------------------------------------------

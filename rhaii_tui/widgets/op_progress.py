@@ -70,9 +70,10 @@ class PhaseProgress(Vertical):
         .phase-label { width: 16; text-style: bold; }
         ProgressBar { width: 30; }
         ProgressBar Bar { width: 20; }
-        .phase-time { width: 24; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
+        .phase-time { width: 1fr; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
         .phase-time.-overdue { color: $warning; }
-        .phase-note { width: 1fr; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
+        .phase-note { display: none; width: 1fr; height: auto; color: $text-muted; padding: 0 0 0 18; }
+        .phase-note.-shown { display: block; }
     }
     """
 
@@ -100,7 +101,8 @@ class PhaseProgress(Vertical):
             yield Label(self.label, classes="phase-label")
             yield ProgressBar(total=100, show_eta=False, show_percentage=True)
             yield Label("", classes="phase-time")
-            yield Label("", classes="phase-note", markup=False)
+        # what the operation reports, whole on its own line under the bar (it never fits beside it)
+        yield Label("", classes="phase-note", markup=False)
         yield Label("", classes="phase-why", markup=False)
 
     def on_mount(self) -> None:
@@ -199,7 +201,9 @@ class PhaseProgress(Vertical):
         self.query_one(".phase-mark", Label).update(self._mark())
         self.query_one(ProgressBar).update(progress=round(self.fraction * 100, 1))
         self._render_time()
-        self.query_one(".phase-note", Label).update(self.note)
+        note = self.query_one(".phase-note", Label)
+        note.update(self.note)
+        note.set_class(bool(self.note), "-shown")
         if self._ticker is not None:
             if self.state == "running":
                 self._ticker.resume()

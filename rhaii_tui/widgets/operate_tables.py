@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 from rich.text import Text
 from textual.widgets import DataTable
 
-from .pod_table import PodTableWidget, Shown
+from .pod_table import PodTableWidget, Shown, fit_middle
 
 STATE_STYLE = {"done": "green", "todo": "", "waiting": "yellow", "manual": "cyan", "failed": "bold red"}
 STATE_MARK = {"done": "✔", "todo": "·", "waiting": "…", "manual": "?", "failed": "✘"}
@@ -45,6 +45,16 @@ class OpsPodTable(PodTableWidget):
         ("name", "Pod", 11),
     )
     FILL_COLUMN = "name"
+    # below 70 cells (an 80-column terminal): the replica, its stage (whole) and time, the pod's
+    # unique suffix
+    NARROW_COLUMNS = (
+        ("label", "#", 3),
+        ("stage", "Stage", 14),
+        ("in_stage", "In stage", 13),
+        ("name", "Pod", 6),
+    )
+    NARROW_FILL_COLUMN = "stage"
+    NARROW_BELOW = 70
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -54,9 +64,10 @@ class OpsPodTable(PodTableWidget):
 
     def shown_cells(self, key: str, model: Mapping[str, Any]) -> dict[str, Shown]:
         shown = super().shown_cells(key, model)
-        name = shown["name"][0]
+        name = str(model.get("name") or key.split("/")[-1])
         if self.prefix and name.startswith(self.prefix):
-            shown["name"] = (name[len(self.prefix):], "")
+            name = name[len(self.prefix):]
+        shown["name"] = (fit_middle(name, self.column_width("name")), "")
         shown["image"] = (image_tag(str(model.get("image") or "")), "")
         if model.get("pool_at_zero") and str(model.get("stage") or "") == "Pending":
             # not late against the guide's 1-5 min: there is no TPU node until the pool is resumed

@@ -46,6 +46,14 @@ class OperatorStatusTable(KeyedTable):
         ("detail", "Detail", 14),
     )
     FILL_COLUMN = "detail"
+    # below 70 cells (an 80-column terminal) the detail has no room in a row: it is read whole under
+    # the table for the highlighted row (`detail_line`), and the age leaves room for the rest
+    NARROW_COLUMNS = (
+        ("component", "Component", 20),
+        ("state", "State", 13),
+        ("pods", "Pods", 5),
+    )
+    NARROW_BELOW = 70
 
     def on_mount(self) -> None:
         if not self._model:
@@ -71,6 +79,19 @@ class OperatorStatusTable(KeyedTable):
             "detail": (str(model.get("detail") or ""), "$error" if state == "failed" else "$text-muted"
                        if state in ("waiting", "unknown") else ""),
         }
+
+    def detail_line(self, key: str | None = None) -> str:
+        """'Component: detail' for the highlighted row (or `key`) when its detail does not show
+        whole in the table (a narrow terminal, a long detail), else ''."""
+        if key is None:
+            key = self._cursor_key()
+        model = self._model.get(key) if key is not None else None
+        if model is None:
+            return ""
+        detail = str(model.get("detail") or "")
+        if not detail or len(detail) <= self.column_width("detail"):
+            return ""
+        return f"{model.get('component') or key}: {detail}"
 
     def show_view(self, view: Any) -> None:
         """Update from a steps.operators.OperatorsView (only changed cells)."""

@@ -67,6 +67,12 @@ class KeyedTable(DataTable):
     FILL_COLUMN: str | None = None
     """A column that takes the width left over (at least its declared width)."""
 
+    NARROW_COLUMNS: tuple[tuple[str, str, int | None], ...] | None = None
+    """The columns shown when the table is narrower than NARROW_BELOW cells (a narrow terminal):
+    fewer and narrower, so that what matters stays readable instead of scrolling off to the right."""
+    NARROW_FILL_COLUMN: str | None = None
+    NARROW_BELOW = 0
+
     def __init__(self, *, columns: Sequence[tuple[str, str, int | None]] | None = None,
                  cursor_type: str = "row", id: str | None = None, classes: str | None = None) -> None:
         super().__init__(cursor_type=cursor_type, zebra_stripes=False, id=id, classes=classes)  # type: ignore[arg-type]
@@ -79,11 +85,58 @@ class KeyedTable(DataTable):
         self.rows_added = 0
         self.rows_removed = 0
         self._dirty_cells: set[tuple[str, str]] = set()  # cached renders to drop before the next render
+        self.wide_columns = self.columns_spec
+        self.all_column_keys = tuple(dict.fromkeys(
+            self.column_keys + tuple(c[0] for c in (self.NARROW_COLUMNS or ()))))
+        self.narrow = False
         for key, label, width in self.columns_spec:
             self.add_column(label, key=key, width=width)
 
     def on_resize(self) -> None:
+        self._fit_columns_to_width()
         self._fit_fill_column()
+
+    # the columns shown at this width ---------------------------------------------------------------
+    @property
+    def fill_column(self) -> str | None:
+        return self.NARROW_FILL_COLUMN if self.narrow else self.FILL_COLUMN
+
+    def column_width(self, key: str) -> int:
+        """The width of a shown column (0 when it is not shown)."""
+        column = self.columns.get(ColumnKey(key))  # type: ignore[call-overload]
+        return int(column.width) if column is not None else 0
+
+    def _fit_columns_to_width(self) -> None:
+        if self.NARROW_COLUMNS is None or not self.size.width:
+            return
+        narrow = self.size.width < self.NARROW_BELOW
+        if narrow == self.narrow:
+            return
+        cursor_key = self._cursor_key()
+        self.narrow = narrow
+        self.columns_spec = tuple(self.NARROW_COLUMNS if narrow else self.wide_columns)
+        self.column_keys = tuple(c[0] for c in self.columns_spec)
+        self.clear(columns=True)
+        for key, label, width in self.columns_spec:
+            self.add_column(label, key=key, width=width)
+        for key, model in self._model.items():  # cells fitted to the new widths
+            self._shown[key] = self.shown_cells(key, model)
+        for key, shown in self._shown.items():
+            self.add_row(*[self._content(shown.get(c, ("", ""))) for c in self.column_keys], key=key)
+        self._needs_sort = True
+        self.resort()
+        if cursor_key is not None and cursor_key in self._model:
+            self._restore_cursor(cursor_key)
+
+    def reshow(self) -> None:
+        """Compute every row's shown cells again (their text depends on a column's width)."""
+        for key, model in self._model.items():
+            old = self._shown[key]
+            for c, v in self.shown_cells(key, model).items():
+                if old.get(c) != v:
+                    old[c] = v
+                    if c in self.column_keys:
+                        self.update_cell(key, c, self._content(v))
 
     # cell updates that repaint one row ----------------------------------------------------------
     def update_cell(self, row_key: Any, column_key: Any, value: Any, *, update_width: bool = False) -> None:
@@ -119,19 +172,21 @@ class KeyedTable(DataTable):
         self._line_cache.clear()  # assembled from the row renders: cheap to redo
 
     def _fit_fill_column(self) -> None:
-        if self.FILL_COLUMN is None or not self.size.width:
+        fill = self.fill_column
+        if fill is None or not self.size.width or fill not in self.column_keys:
             return
         spec = {k: w for k, _label, w in self.columns_spec}
-        minimum = spec.get(self.FILL_COLUMN) or 10
+        minimum = spec.get(fill) or 10
         pad = 2 * self.cell_padding
-        used = sum((w or 0) + pad for k, w in spec.items() if k != self.FILL_COLUMN)
+        used = sum((w or 0) + pad for k, w in spec.items() if k != fill)
         width = max(minimum, self.size.width - used - pad - 1)
-        column = self.columns.get(self.FILL_COLUMN)  # type: ignore[call-overload]
+        column = self.columns.get(fill)  # type: ignore[call-overload]
         if column is not None and column.width != width:
             column.width = width
             self._update_count += 1
             self._require_update_dimensions = True
             self.refresh(layout=True)
+            self.reshow()  # cells fitted to the column's width (e.g. names shortened in the middle)
 
     # reading -------------------------------------------------------------------------------------
     def row_keys(self) -> list[str]:
@@ -151,7 +206,7 @@ class KeyedTable(DataTable):
 
     # what a row shows ----------------------------------------------------------------------------
     def shown_cells(self, key: str, model: Mapping[str, Any]) -> dict[str, Shown]:
-        return {c: (str(model.get(c, "") or ""), "") for c in self.column_keys}
+        return {c: (str(model.get(c, "") or ""), "") for c in self.all_column_keys}
 
     def sort_key(self, key: str, model: Mapping[str, Any]) -> Any:
         return key
@@ -190,8 +245,9 @@ class KeyedTable(DataTable):
         for c, v in shown.items():
             if old.get(c) != v:
                 old[c] = v
-                self.update_cell(key, c, self._content(v))
-                self.cell_updates += 1
+                if c in self.column_keys:
+                    self.update_cell(key, c, self._content(v))
+                    self.cell_updates += 1
         return False
 
     def remove(self, key: str) -> bool:
@@ -272,6 +328,20 @@ def short_node(node: str | None) -> str:
     return f"…{m.group(1)}" if m else node
 
 
+def fit_middle(name: str, width: int) -> str:
+    """A pod name in `width` cells, shortened in the middle: the end that tells pods apart (the
+    ReplicaSet hash and the pod's own suffix, '…6f7d9c8b5-a1b2c') stays whole."""
+    if width <= 0 or len(name) <= width:
+        return name
+    if width < 2:
+        return name[-width:]
+    parts = name.split("-")
+    tail = "-" + "-".join(parts[-2:]) if len(parts) >= 3 else ""
+    if tail and width >= len(tail) + 4:
+        return name[: width - len(tail) - 1] + "…" + tail
+    return "…" + name[-(width - 1):]
+
+
 def short_expected(text: str) -> str:
     """'3-5 min' -> '3-5m', '30-60 s' -> '30-60s'."""
     return text.replace(" min", "m").replace(" s", "s")
@@ -308,6 +378,16 @@ class PodTableWidget(KeyedTable):
         ("name", "Pod", 44),
     )
     SORTED = True
+    # below 70 cells (an 80-column terminal): the replica, its stage (whole: "Init:CrashLoopBackOff"),
+    # its time against the guide and the pod's unique suffix; the rest is in its logs and milestones
+    NARROW_COLUMNS = (
+        ("label", "#", 3),
+        ("stage", "Stage", 14),
+        ("in_stage", "In stage", 13),
+        ("name", "Pod", 6),
+    )
+    NARROW_FILL_COLUMN = "stage"
+    NARROW_BELOW = 70
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -341,7 +421,7 @@ class PodTableWidget(KeyedTable):
             "age": (str(model.get("age") or ""), "$text-muted"),
             "node": (short_node(model.get("node")), ""),
             "milestone": (str(model.get("milestone") or ""), "$text-muted"),
-            "name": (str(model.get("name") or key.split("/")[-1]), ""),
+            "name": (fit_middle(str(model.get("name") or key.split("/")[-1]), self.column_width("name")), ""),
         }
 
     def set_label(self, key: str, label: str) -> None:
@@ -351,4 +431,4 @@ class PodTableWidget(KeyedTable):
             self._needs_sort = True
 
 
-__all__ = ["KeyedTable", "PodTableWidget", "short_node", "short_expected", "replica_order", "SEVERITY_STYLE"]
+__all__ = ["KeyedTable", "PodTableWidget", "fit_middle", "short_node", "short_expected", "replica_order", "SEVERITY_STYLE"]

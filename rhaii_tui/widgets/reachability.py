@@ -132,14 +132,17 @@ def fit_names(text: str, width: int) -> str:
     return f"{names[0][:max(1, width - 4)]}… +{len(names) - 1}" if len(names) > 1 else text
 
 
-def row_explanation(row: Any, observed: Any = None) -> Content:
-    """The highlighted row, in full: verdict, what the guide intends, who decided and why."""
+def row_explanation(row: Any, observed: Any = None, decided: str = "") -> Content:
+    """The highlighted row, in full: verdict, what the guide intends, who decided and why (`decided`:
+    the deciding policies, when the table does not show them whole)."""
     text, style = result_shown(row)
     parts: list[Any] = [(row.label.replace(ARROW, " → "), "bold"), "  ", (text, style)]
     if row.required and not row.allowed:
         parts += [("  the deployment needs this path", "$error")]
     elif not row.ok:
         parts += [("  the guide intends: " + ("allowed" if row.expected else "denied"), "$warning")]
+    if decided:
+        parts += ["\n", ("Decided by: ", "$text-muted"), decided]
     parts += ["\n", (row.reason, "$text-muted")]
     if observed is not None:
         parts += ["\n", ("Observed: ", "$text-muted"), observed.text()]
@@ -240,6 +243,14 @@ class ReachabilityTable(KeyedTable):
     )
     FILL_COLUMN = "by"
     SORTED = True
+    # below 70 cells (an 80-column terminal): the connection and its result whole, what the probe
+    # pods saw as its mark; the highlighted row's explanation under the table says the rest
+    NARROW_COLUMNS = (
+        ("who", "Connection", 31),
+        ("result", "Result", 9),
+        ("mark", "Seen", 4),
+    )
+    NARROW_BELOW = 70
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -251,29 +262,24 @@ class ReachabilityTable(KeyedTable):
     def shown_cells(self, key: str, model: Mapping[str, Any]) -> dict[str, Shown]:
         if key.startswith("section:"):
             return {"who": (str(model.get("who", "")), "bold $accent"), "result": ("", ""), "seen": ("", ""),
-                    "by": ("", "")}
+                    "by": ("", ""), "mark": ("", "")}
         row = self.rows_by_key.get(key)
         return {
             "who": (" " + str(model.get("who", "")), ""),
             "result": (str(model.get("result", "")), str(model.get("result_style", ""))),
             "seen": (str(model.get("seen", "")), str(model.get("seen_style", ""))),
             "by": (fit_names(str(model.get("by", "")), self._by_width()), "$text-muted"),
-        } if row is not None else {c: ("", "") for c in self.column_keys}
+            "mark": (str(model.get("seen", ""))[:1], str(model.get("seen_style", ""))),
+        } if row is not None else {c: ("", "") for c in self.all_column_keys}
+
+    def decided_by_cut(self, key: str) -> bool:
+        """The row's deciding policies are not all in the table (narrow, or names left out)."""
+        model = self._model.get(key) or {}
+        return "by" not in self.column_keys or self.shown_text(key, "by") != str(model.get("by", ""))
 
     def _by_width(self) -> int:
         column = self.columns.get(ColumnKey("by"))
         return int(column.width) if column is not None else 0
-
-    def _fit_fill_column(self) -> None:
-        before = self._by_width()
-        super()._fit_fill_column()
-        if self._by_width() != before:  # the policies shown per row follow the column's width
-            for key, model in self._model.items():
-                old = self._shown[key]
-                for c, v in self.shown_cells(key, model).items():
-                    if old.get(c) != v:
-                        old[c] = v
-                        self.update_cell(key, c, self._content(v))
 
     def show(self, rows: Sequence[Any], cfg: Any, observed: Mapping[str, Any] | None = None) -> None:
         """Show `rows` (cloud.netpol.Row), with what probe pods `observed` (row key -> Observation)
@@ -356,13 +362,18 @@ class ReachabilityPanel(Vertical):
         event.stop()
         self._explain()
 
+    def on_resize(self) -> None:
+        if self.report is not None:  # the table may show fewer columns now: the explanation says the rest
+            self.call_after_refresh(self._explain)
+
     def _explain(self) -> None:
         row = self.table.highlighted_row()
         if row is None:
             row = next((r for r in (self.report.rows if self.report else []) if not r.ok), None)
         obs = (getattr(self.report, "observed", None) or {}).get(row.key) if row is not None else None
+        decided = decided_by(row) if row is not None and self.table.decided_by_cut(row.key) else ""
         self.query_one(".reach-explain", Static).update(
-            row_explanation(row, obs) if row is not None else
+            row_explanation(row, obs, decided) if row is not None else
             Content.styled("Move to a row (↑↓) to see which policies decide it and why." if self.report else "",
                            "$text-muted"))
 

@@ -105,6 +105,14 @@ class SecretForm(Vertical):
         self._note = ""  # said while the form is empty (e.g. "created in the cluster")
 
     # composition ------------------------------------------------------------------------------
+    SHORT_TITLES = {"pull": "Pull secret", "hf": "HF token"}
+
+    def on_resize(self) -> None:
+        # a border title is cut, not wrapped: in 80 columns the short one keeps the secret's name whole
+        full = f"{self.title} · {self.secret_name}"
+        self.border_title = full if not self.size.width or len(full) + 6 <= self.size.width else \
+            f"{self.SHORT_TITLES.get(self.kind, self.title)} · {self.secret_name}"
+
     def compose(self) -> ComposeResult:
         self.border_title = f"{self.title} · {self.secret_name}"
         with Horizontal(classes="secret-row"):
