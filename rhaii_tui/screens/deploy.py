@@ -34,7 +34,7 @@ from textual.widgets import Button, Collapsible, DataTable, Label, Static, Tabbe
 
 from ..steps import deploy as dep
 from ..steps.podlife import (INIT_CONTAINER, MAIN_CONTAINER, TIMESTAMP_PRECISION, PodTable, fmt_duration,
-                             to_epoch)
+                             fmt_duration_changes_in, to_epoch)
 from ..widgets.diagnosis import DiagnosisPanel
 from ..widgets.log_pane import LogPane
 from ..widgets.milestones import MilestoneChecklist
@@ -167,7 +167,12 @@ class DeployScreen(WatchingScreen):
         self._applying = False
         self._last_state: tuple[str, str] | None = None
         self._assessed_at = 0.0
+        self._assess_due = False  # the watch changed since the last assessment
         self._ticking = False
+        self._missed = False  # a render skipped while a tick ran: render once it is done
+        self._ages_at = 0.0  # when the ages were last computed ...
+        self._age_change_in: float | None = None  # ... and how long after that the first one changes
+        self.assessments_started = 0  # (tests read it)
         self._seen_causes: set[str] = set()
         self._pod_labels: dict[str, str] = {}  # row key -> r1 / EPP
         self._first_seen: dict[str, float] = {}  # row key -> when its add diff arrived
@@ -213,6 +218,7 @@ class DeployScreen(WatchingScreen):
     def stop_watch(self) -> None:
         super().stop_watch()
         self._ticking = False
+        self._missed = False
         if self.is_attached:
             try:
                 table = self.query_one(PodTableWidget)
@@ -275,23 +281,47 @@ class DeployScreen(WatchingScreen):
         return True
 
     def render_live(self, live: DeployLive, tick: bool) -> None:
-        """10 Hz (when something changed): apply the queued row diffs. Once a second: the time-
-        dependent cells and the assessment, computed in a thread (classify + diagnose cost grows
-        with the pods; the UI thread only applies the result). While that runs, no diffs are
-        drained, so they are applied in the order they were made; a tick still running when the
-        next is due is skipped."""
+        """On a watch change (10 Hz at most): apply the queued row diffs and assess the deployment
+        again (at most every ASSESS_MIN_INTERVAL). On a tick (when the time-dependent display next
+        changes, see next_tick_in): while a pod is in a timed stage (time in stage vs the guide's
+        range, severity, the milestones' running times), the table's time-dependent cells and the
+        assessment, computed in a thread (classify + diagnose cost grows with the pods; the UI thread
+        only applies the result); with every pod steady, only the ages (the cells whose text changed).
+        While a thread pass runs, no diffs are drained, so they are applied in the order they were
+        made; a render asked for meanwhile runs once it is done."""
         if self._ticking:
+            self._missed = True
             return
         self.show_watch_state(*watch_state_summary(live.states()))
-        if tick:
+        if not tick:
+            self._assess_due = True  # pods, the service, events or nodes changed
+        timed = self.query_one(PodTableWidget).has_timed_rows()
+        if tick and timed:
             self._start_tick(live)
             return
-        if self._apply(live, live.drain()) and time.time() - self._assessed_at >= self.ASSESS_MIN_INTERVAL:
+        if self._assess_due and time.time() - self._assessed_at >= self.ASSESS_MIN_INTERVAL:
             self._start_tick(live, table_tick=False)
+            return
+        self._apply(live, live.drain())
+        if tick:
+            self._update_ages(live, time.time())
+
+    def next_tick_in(self, live: DeployLive) -> float | None:
+        if self._ticking:
+            return None  # its end arms the next one
+        if self._assess_due:
+            return max(0.05, self.ASSESS_MIN_INTERVAL - (time.time() - self._assessed_at))
+        if self.query_one(PodTableWidget).has_timed_rows():
+            return self.TICK_SECONDS
+        if self._age_change_in is None:
+            return None
+        return self._age_change_in - (time.time() - self._ages_at)
 
     def _start_tick(self, live: DeployLive, table_tick: bool = True) -> None:
         self._ticking = True
+        self._assess_due = False
         self._assessed_at = time.time()
+        self.assessments_started += 1
 
         def work() -> None:
             now = time.time()
@@ -313,9 +343,16 @@ class DeployScreen(WatchingScreen):
         self._update_ages(live, now)
         if assessment is not None:
             self._show_assessment(live, assessment, now)
+        if self._missed:
+            self._missed = False
+            self.mark_dirty()
+        self.schedule_tick(self.next_tick_in(live))
 
     def _update_ages(self, live: DeployLive, now: float) -> None:
+        """Each row's age (guide time); only the cells whose text changed are updated. Remembers when
+        the first of them will change (next_tick_in)."""
         table = self.query_one(PodTableWidget)
+        soonest: float | None = None
         with self.app.batch_update():
             for key in table.row_keys():
                 pod = live.pod(key)
@@ -325,8 +362,16 @@ class DeployScreen(WatchingScreen):
                 seen = self._first_seen.setdefault(key, now)
                 if created is not None and created <= seen <= created + TIMESTAMP_PRECISION + 0.5:
                     created = seen  # whole-second API timestamps: refine with when it appeared (+ delivery)
-                age = "-" if created is None else fmt_duration(max(0.0, now - created) * live.time_scale)
+                if created is None:
+                    age = "-"
+                else:
+                    seconds = max(0.0, now - created) * live.time_scale
+                    age = fmt_duration(seconds)
+                    wait = fmt_duration_changes_in(seconds) / (live.time_scale or 1.0)
+                    soonest = wait if soonest is None else min(soonest, wait)
                 table.upsert(key, {"age": age})
+        self._ages_at = now
+        self._age_change_in = soonest
 
     def _show_assessment(self, live: DeployLive, a: Any, now: float) -> None:
         self.assessment = a

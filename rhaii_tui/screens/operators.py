@@ -36,6 +36,7 @@ from textual.widgets import Button, Input, Label
 
 from ..steps import operators as ops
 from ..steps.diagnose import Diagnosis
+from ..steps.podlife import fmt_duration_changes_in
 from ..widgets.diagnosis import DiagnosisPanel
 from ..widgets.log_pane import LogPane
 from ..widgets.operator_status import OperatorStatusTable
@@ -78,6 +79,9 @@ class WatchingScreen(StepScreen):
         self._starting = False
         self._gen = 0
         self._retry_timer: Any = None
+        self._tick_timer: Any = None
+        self._tick_due = 0.0  # monotonic time the armed tick fires
+        self.ticks = 0  # time-dependent passes run (tests read it)
         self._dirty = threading.Event()
         self.watch_error: str = ""
 
@@ -90,7 +94,12 @@ class WatchingScreen(StepScreen):
         """The live object runs (UI thread)."""
 
     def render_live(self, live: Any, tick: bool) -> None:
-        """Re-render from the live object (UI thread). `tick`: the once-a-second pass."""
+        """Re-render from the live object (UI thread). `tick`: the pass for the time-dependent cells."""
+
+    def next_tick_in(self, live: Any) -> float | None:
+        """Seconds until the time-dependent display (ages, timed stages) next changes, or None when
+        nothing on show depends on time: the tick sleeps until then (a watch change renders anyway)."""
+        return self.TICK_SECONDS
 
     def show_watch_state(self, text: str, style: str = "$text-muted") -> None:
         """Show the watches' state (UI thread)."""
@@ -105,10 +114,10 @@ class WatchingScreen(StepScreen):
     # plumbing ----------------------------------------------------------------------------------------
     def on_mount(self) -> None:
         self.watch(self.app, "profile", self._profile_changed, init=False)
-        # the render timer sleeps while nothing changed (mark_dirty wakes it); the tick runs on the page on show
+        # the render timer sleeps while nothing changed (mark_dirty wakes it); the tick (a one-shot timer)
+        # runs on the page on show when the time-dependent display next changes (schedule_tick)
         self._render_timer = self.set_interval(1 / self.RENDER_HZ, self._render_if_dirty, name="live-render",
                                                pause=True)
-        self.set_interval(self.TICK_SECONDS, self._tick, name="live-tick")
 
     def on_unmount(self) -> None:
         self.stop_watch()
@@ -234,14 +243,41 @@ class WatchingScreen(StepScreen):
             self._render_timer.pause()  # nothing changed: sleep until mark_dirty
             return
         self._dirty.clear()
-        self.render_live(self._live, tick=False)
+        live = self._live
+        self.render_live(live, tick=False)
+        if live is self._live:
+            self.schedule_tick(self.next_tick_in(live))
+
+    def schedule_tick(self, delay: float | None) -> None:
+        """Arm the tick `delay` seconds from now (an earlier armed tick stays: it recomputes when it
+        fires). None: no tick until the watch changes. Only the page on show ticks."""
+        if delay is None or self._live is None or not self.is_current or not self.is_attached:
+            return
+        due = time.monotonic() + max(0.05, float(delay))
+        if self._tick_timer is not None:
+            if self._tick_due <= due + 0.01:
+                return
+            self._tick_timer.stop()
+        self._tick_due = due
+        self._tick_timer = self.set_timer(due - time.monotonic(), self._tick_fired, name="live-tick")
+
+    def _tick_fired(self) -> None:
+        self._tick_timer = None  # (it has run: nothing to stop)
+        self._tick()
 
     def _tick(self) -> None:
-        """Once a second: the time-dependent cells (ages, timed stages) of the page on show; a hidden
-        page does nothing (entering it renders at once: step_entered)."""
+        """The time-dependent cells (ages, timed stages) of the page on show, when they change; a
+        hidden page does nothing (entering it renders at once: step_entered)."""
+        if self._tick_timer is not None:
+            self._tick_timer.stop()
+            self._tick_timer = None
         if self._live is not None and self.is_current:
             self._dirty.clear()
-            self.render_live(self._live, tick=True)
+            self.ticks += 1
+            live = self._live
+            self.render_live(live, tick=True)
+            if live is self._live:
+                self.schedule_tick(self.next_tick_in(live))
 
 
 def _stop_quietly(live: Any) -> None:
@@ -363,6 +399,23 @@ class OperatorsScreen(WatchingScreen):
         if sig != self._last_state:
             self._last_state = sig
             self.set_state(state)
+
+    def next_tick_in(self, live: Any) -> float | None:
+        """A row that is not ready yet may change with time alone (its detail, its state): every
+        second. Ready rows only show their age: when its text next changes."""
+        view = self.view
+        if view is None:
+            return self.TICK_SECONDS
+        scale = ops.time_scale_of(getattr(live, "ctx", None) or self.profile)
+        soonest: float | None = None
+        for r in view.rows:
+            if r.age_seconds is None:
+                continue
+            if r.state != ops.READY:
+                return self.TICK_SECONDS
+            wait = fmt_duration_changes_in(r.age_seconds) / scale
+            soonest = wait if soonest is None else min(soonest, wait)
+        return soonest
 
     # install -----------------------------------------------------------------------------------------
     @on(Button.Pressed, "#op-install")
