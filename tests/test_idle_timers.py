@@ -237,7 +237,12 @@ async def test_operate_shows_an_unchanged_status_without_updating_and_reads_less
         rows = page.query_one("#ops-status-rows", Static)
         updates: list[bool] = []
         real_update = rows.update
-        rows.update = lambda content="", layout=True: (updates.append(layout), real_update(content, layout=layout))  # type: ignore[method-assign]
+
+        def update(content="", layout=True):
+            updates.append(layout)
+            real_update(content, layout=layout)
+
+        rows.update = update  # type: ignore[method-assign]
 
         def status(ready: int) -> OpsStatus:
             st = OpsStatus(cfg.project, cfg.zone, cfg.cluster, cfg.namespace, cfg.service, 5.0,

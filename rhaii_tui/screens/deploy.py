@@ -5,13 +5,15 @@
 - The pod table: one row per workload pod (r1, r2, ... by creation) and the EPP pod. Fed by
   `steps.deploy.DeployWatch` (list-watch-relist of the pods, events, nodes and the service; a
   PodTable that yields minimal row diffs) and a list-watch of the EPP pods into its own PodTable.
-  Watch threads only queue diffs; the screen drains them at 10 Hz and applies them with
-  DataTable.update_cell (changed cells only), plus a 1 s tick for the time-dependent cells
-  (time in stage vs the guide's range, severity, age). A dropped watch re-lists: rows stay keyed,
+  Watch threads only queue diffs and wake the screen, which applies them (at most at 10 Hz) with
+  DataTable.update_cell (changed cells only) and assesses the step again. The time-dependent cells
+  tick when their text next changes: every second while a pod is in a timed stage (time in stage
+  vs the guide's range, severity), else when the first age changes (once a minute for ages shown
+  in minutes); a steady deployment does nothing in between. A dropped watch re-lists: rows stay keyed,
   none duplicated or lost; the watch state ("reconnecting ...") is shown; nothing ever ends the app.
 - Logs: DeployWatch follows every pod's storage-initializer and main container (reconnecting when
-  a stream ends while the container runs); the LogPane batches them (15 Hz, bounded), with pod and
-  container pickers, a filter and follow mode.
+  a stream ends while the container runs); the LogPane batches them (drained as they arrive, at
+  most 15 times a second; bounded), with pod and container pickers, a filter and follow mode.
 - Milestones per pod (download line, the five vLLM milestones, KV cache size) and the diagnosis
   of stuck pods (`steps.diagnose` with live evidence: events, last log lines, nodes).
 - The step is done when the LLMInferenceService is Ready=True and N pods are 1/1 on N distinct

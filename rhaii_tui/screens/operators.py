@@ -3,8 +3,9 @@
 The status table (cert-manager, istiod, the KServe controller, LWS, the inference gateway with its
 address, then the CRDs) is fed by `steps.operators.OperatorWatch`: list-watch-relist of the
 operator namespaces' pods and of the Gateway (CRDs polled). Watch threads only raise a flag; the
-screen re-renders from the watch cache on a fixed cadence when something changed (and every second
-for the ages), updating only the cells that changed.
+screen re-renders from the watch cache when something changed (at most 10 times a second), and for
+the ages when their text next changes (an age shown in minutes: once a minute; every second while
+a component is not ready yet), updating only the cells that changed.
 
 Install: `steps.operators.install(ctx, checkout, on_line)` in a thread worker. The connection
 profile decides what that means: on a real cluster it runs the upstream rhaii-on-xks installer
