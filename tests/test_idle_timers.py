@@ -263,3 +263,23 @@ async def test_operate_shows_an_unchanged_status_without_updating_and_reads_less
         page.show_status(status(1))  # a change: shown at once (same rows: no re-layout), back to the usual cadence
         await pilot.pause()
         assert updates[1:] == [False] and page.next_read_in() == page.IDLE_REFRESH_SECONDS
+
+
+@pytest.mark.asyncio
+async def test_the_periodic_re_probe_leaves_out_the_page_on_show(monkeypatch):
+    """The page on show reports its own live state (a re-probe's never replaces it): probing it
+    every period was work for nothing."""
+    from rhaii_tui.steps import registry
+
+    asked: list[list[int]] = []
+    monkeypatch.setattr(registry, "probe_all", lambda ctx, one=None, *, steps=None, **kw: asked.append(
+        sorted(steps) if steps is not None else [e.number for e in registry.STEPS]) or {})
+    cfg = DeployConfig(project="demo-project-01", zone="europe-west4-a")
+    app = RhaiiApp(cfg, profile=None, start_step=9)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.start_page_ready.wait()
+        monkeypatch.setattr(app, "step_context", lambda: object())  # "connected"
+        app._probed_once = True
+        app._reprobe()
+        assert await _until(pilot, lambda: bool(asked))
+        assert asked[0] == [n for n in range(1, 12) if n != 9]
