@@ -174,7 +174,6 @@ class DeployScreen(WatchingScreen):
         self._missed = False  # a render skipped while a tick ran: render once it is done
         self._ages_at = 0.0  # when the ages were last computed ...
         self._age_change_in: float | None = None  # ... and how long after that the first one changes
-        self.assessments_started = 0  # (tests read it)
         self._seen_causes: set[str] = set()
         self._pod_labels: dict[str, str] = {}  # row key -> r1 / EPP
         self._first_seen: dict[str, float] = {}  # row key -> when its add diff arrived
@@ -323,7 +322,6 @@ class DeployScreen(WatchingScreen):
         self._ticking = True
         self._assess_due = False
         self._assessed_at = time.time()
-        self.assessments_started += 1
 
         def work() -> None:
             now = time.time()

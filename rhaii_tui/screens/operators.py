@@ -82,7 +82,6 @@ class WatchingScreen(StepScreen):
         self._retry_timer: Any = None
         self._tick_timer: Any = None
         self._tick_due = 0.0  # monotonic time the armed tick fires
-        self.ticks = 0  # time-dependent passes run (tests read it)
         self._dirty = threading.Event()
         self.watch_error: str = ""
 
@@ -274,7 +273,6 @@ class WatchingScreen(StepScreen):
             self._tick_timer = None
         if self._live is not None and self.is_current:
             self._dirty.clear()
-            self.ticks += 1
             live = self._live
             self.render_live(live, tick=True)
             if live is self._live:
