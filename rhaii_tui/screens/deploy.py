@@ -240,7 +240,7 @@ class DeployScreen(WatchingScreen):
 
     def show_watch_state(self, text: str, style: str = "$text-muted") -> None:
         if self.shown_watch_state((text, style)):  # unchanged: no update (a label update re-lays out the page)
-            self.query_one("#dp-watch", Label).update(Content.styled(text, style))
+            self.query_one("#dp-watch", Label).update(Content.styled(text, style), layout=False)  # (fixed size)
 
     def _assign_labels(self, live: DeployLive, diffs: list[Any]) -> None:
         """r1, r2, ... by creation (lowest free number), EPP for the scheduler pod."""

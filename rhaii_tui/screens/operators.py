@@ -371,7 +371,7 @@ class OperatorsScreen(WatchingScreen):
 
     def show_watch_state(self, text: str, style: str = "$text-muted") -> None:
         if self.shown_watch_state((text, style)):  # unchanged: no update (a label update re-lays out the page)
-            self.query_one("#op-watch", Label).update(Content.styled(text, style))
+            self.query_one("#op-watch", Label).update(Content.styled(text, style), layout=False)  # (fixed size)
 
     def render_live(self, live: Any, tick: bool) -> None:
         view = live.view()

@@ -444,7 +444,7 @@ class LogPane(Vertical):
         text = self.status_text()
         if text != self._status_text:
             self._status_text = text
-            self._status.update(Content(text))
+            self._status.update(Content(text), layout=False)  # one line of fixed size: no re-layout of the page
 
 
 def stream_summary(states: Mapping[str, str]) -> str:
