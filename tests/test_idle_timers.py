@@ -283,3 +283,24 @@ async def test_the_periodic_re_probe_leaves_out_the_page_on_show(monkeypatch):
         app._reprobe()
         assert await _until(pilot, lambda: bool(asked))
         assert asked[0] == [n for n in range(1, 12) if n != 9]
+
+
+def test_step_4_ticks_when_an_age_changes_but_never_more_than_once_a_second():
+    from rhaii_tui.screens.operators import OperatorsScreen
+
+    page = OperatorsScreen()
+
+    def live(scale: float):
+        return SimpleNamespace(ctx=SimpleNamespace(profile=SimpleNamespace(time_scale=scale)))
+
+    def view(*rows):
+        return SimpleNamespace(rows=[SimpleNamespace(state=s, age_seconds=a) for s, a in rows])
+
+    page.view = view(("ready", 7205.0), ("ready", 7300.0))
+    assert 19 < page.next_tick_in(live(1.0)) < 20  # '2h01m' (7300 s) changes at 2h02m: the soonest of the two
+    page.view = view(("ready", 125.0))
+    assert page.next_tick_in(live(30.0)) == page.TICK_SECONDS  # seconds shown, 30x pace: once a second, not 30
+    page.view = view(("ready", 7205.0), ("progressing", 20.0))
+    assert page.next_tick_in(live(1.0)) == page.TICK_SECONDS  # not ready yet: every second
+    page.view = view(("waiting", None))
+    assert page.next_tick_in(live(1.0)) is None  # nothing on show depends on time

@@ -316,7 +316,8 @@ class DeployScreen(WatchingScreen):
             return self.TICK_SECONDS
         if self._age_change_in is None:
             return None
-        return self._age_change_in - (time.time() - self._ages_at)
+        # (an age shown in seconds at a fast simulated pace changes many times a second: once a second)
+        return max(self.TICK_SECONDS, self._age_change_in) - (time.time() - self._ages_at)
 
     def _start_tick(self, live: DeployLive, table_tick: bool = True) -> None:
         self._ticking = True

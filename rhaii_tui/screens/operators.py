@@ -401,7 +401,7 @@ class OperatorsScreen(WatchingScreen):
 
     def next_tick_in(self, live: Any) -> float | None:
         """A row that is not ready yet may change with time alone (its detail, its state): every
-        second. Ready rows only show their age: when its text next changes."""
+        second. Ready rows only show their age: when its text next changes (at most once a second)."""
         view = self.view
         if view is None:
             return self.TICK_SECONDS
@@ -414,7 +414,8 @@ class OperatorsScreen(WatchingScreen):
                 return self.TICK_SECONDS
             wait = fmt_duration_changes_in(r.age_seconds) / scale
             soonest = wait if soonest is None else min(soonest, wait)
-        return soonest
+        # (an age shown in seconds at a fast simulated pace changes many times a second: once a second)
+        return None if soonest is None else max(self.TICK_SECONDS, soonest)
 
     # install -----------------------------------------------------------------------------------------
     @on(Button.Pressed, "#op-install")
