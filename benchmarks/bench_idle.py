@@ -8,7 +8,14 @@ probe of every step), then the process's CPU time (`time.process_time()`, all th
 threads, workers) is read over `--window` seconds while nothing changes. The minimal app (one Label)
 is measured the same way in the same run. Reported: % of one core over the window and RSS at its end.
 
-Command: `python benchmarks/bench_idle.py [--window 20] [--settle 10] [--pages 0,5,12]`
+`--probe` starts the wizard as the command line does (`resume=True`): the start-up probe of every step
+(in the settle time) and the periodic re-probe (every 15 s) run; without it, neither does.
+
+`--speed N` runs the world at N simulated seconds per second (default: the emulator's, 30): ages and
+times on screen are guide times, so at 30x a minute-precision age changes every 2 s; `--speed 1` is
+a real cloud's pace.
+
+Command: `python benchmarks/bench_idle.py [--window 20] [--settle 10] [--pages 0,5,12] [--speed 1] [--probe]`
 """
 
 from __future__ import annotations
@@ -61,7 +68,7 @@ def one_minimal(settle: float, window: float) -> dict:
     return asyncio.run(_measure(Minimal(), ready, settle, window))
 
 
-def one_page(page: int, state_dir: str, settle: float, window: float) -> dict:
+def one_page(page: int, state_dir: str, settle: float, window: float, probe: bool = False) -> dict:
     from rhaii_tui.app import RhaiiApp
     from rhaii_tui.cloud.profile import SimProfile
     from rhaii_tui.config import DeployConfig, StateStore
@@ -72,7 +79,8 @@ def one_page(page: int, state_dir: str, settle: float, window: float) -> dict:
         raise SystemExit(f"no simulated world answers on {state_dir}")
     cfg = DeployConfig(project=endpoints["project"])
     store = StateStore(Path(state_dir) / "wizard-state")
-    app = RhaiiApp(cfg, profile=SimProfile(Path(state_dir) / "endpoints.json"), state_store=store, start_step=page)
+    app = RhaiiApp(cfg, profile=SimProfile(Path(state_dir) / "endpoints.json"), state_store=store, start_step=page,
+                   resume=probe)
 
     async def ready(app) -> None:
         await app.start_page_ready.wait()
@@ -96,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=float, default=20.0, help="seconds of idle measured per page")
     p.add_argument("--settle", type=float, default=10.0, help="seconds after the page is painted before measuring")
     p.add_argument("--pages", default="0,1,2,3,4,5,6,7,8,9,10,11,12")
+    p.add_argument("--speed", type=float, default=None, help="simulated seconds per second (default: the emulator's)")
+    p.add_argument("--probe", action="store_true",
+                   help="the start-up probe and the periodic re-probe run (as in the CLI)")
     p.add_argument("--one", help=argparse.SUPPRESS)  # child: "minimal" or a page number
     p.add_argument("--state-dir", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -103,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.one == "minimal":
             r = one_minimal(args.settle, args.window)
         else:
-            r = one_page(int(args.one), args.state_dir, args.settle, args.window)
+            r = one_page(int(args.one), args.state_dir, args.settle, args.window, args.probe)
         print(json.dumps(r))
         return 0
 
@@ -111,11 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     m = machine()
     cpu_model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                       if ln.startswith("model name")), "?")
-    print(f"# machine: {m}, CPU {cpu_model}, load {_load()}; window {args.window:.0f} s, settle {args.settle:.0f} s")
-    common = ["--window", str(args.window), "--settle", str(args.settle)]
+    speed = f", world speed {args.speed:g}" if args.speed is not None else ""
+    speed += ", with probes" if args.probe else ""
+    print(f"# machine: {m}, CPU {cpu_model}, load {_load()}; window {args.window:.0f} s, settle {args.settle:.0f} s{speed}")
+    common = ["--window", str(args.window), "--settle", str(args.settle)] + (["--probe"] if args.probe else [])
     with tempfile.TemporaryDirectory(prefix="rhaii-idle-") as d:
         world = subprocess.Popen([sys.executable, "-m", "rhaii_tui.sim.serve", "--state-dir", d,
-                                  "--scenario", "deployed"],
+                                  "--scenario", "deployed"] + (["--speed", str(args.speed)] if args.speed else []),
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             from rhaii_tui.sim.serve import running_world

@@ -329,15 +329,18 @@ class RhaiiApp(App[int]):
             return
         if any(w.group == "reprobe" and not w.is_finished for w in self.workers):
             return  # a slow cloud: the last round still runs
-        from .steps.registry import probe_all
+        from .steps.registry import STEPS, probe_all
 
         loop = self._loop
+        # the page on show reports its own live state (set_step_state keeps it over a re-probe's): not probed
+        numbers = [e.number for e in STEPS if e.number != self.current_step]
 
         def one(number: int, state: Any) -> None:  # from the probing thread: hand over, never wait for the UI
             if not self._exit and loop is not None and not loop.is_closed():
                 loop.call_soon_threadsafe(functools.partial(self.set_step_state, number, state, refresh=True))
 
-        self.run_worker(lambda: probe_all(ctx, one), thread=True, group="reprobe", exit_on_error=False)
+        self.run_worker(lambda: probe_all(ctx, one, steps=numbers), thread=True, group="reprobe",
+                        exit_on_error=False)
 
     # the deploy lease (screens/lease_ui.py) ------------------------------------------------------
     @property

@@ -5,13 +5,15 @@
 - The pod table: one row per workload pod (r1, r2, ... by creation) and the EPP pod. Fed by
   `steps.deploy.DeployWatch` (list-watch-relist of the pods, events, nodes and the service; a
   PodTable that yields minimal row diffs) and a list-watch of the EPP pods into its own PodTable.
-  Watch threads only queue diffs; the screen drains them at 10 Hz and applies them with
-  DataTable.update_cell (changed cells only), plus a 1 s tick for the time-dependent cells
-  (time in stage vs the guide's range, severity, age). A dropped watch re-lists: rows stay keyed,
+  Watch threads only queue diffs and wake the screen, which applies them (at most at 10 Hz) with
+  DataTable.update_cell (changed cells only) and assesses the step again. The time-dependent cells
+  tick when their text next changes: every second while a pod is in a timed stage (time in stage
+  vs the guide's range, severity), else when the first age changes (once a minute for ages shown
+  in minutes); a steady deployment does nothing in between. A dropped watch re-lists: rows stay keyed,
   none duplicated or lost; the watch state ("reconnecting ...") is shown; nothing ever ends the app.
 - Logs: DeployWatch follows every pod's storage-initializer and main container (reconnecting when
-  a stream ends while the container runs); the LogPane batches them (15 Hz, bounded), with pod and
-  container pickers, a filter and follow mode.
+  a stream ends while the container runs); the LogPane batches them (drained as they arrive, at
+  most 15 times a second; bounded), with pod and container pickers, a filter and follow mode.
 - Milestones per pod (download line, the five vLLM milestones, KV cache size) and the diagnosis
   of stuck pods (`steps.diagnose` with live evidence: events, last log lines, nodes).
 - The step is done when the LLMInferenceService is Ready=True and N pods are 1/1 on N distinct
@@ -34,7 +36,7 @@ from textual.widgets import Button, Collapsible, DataTable, Label, Static, Tabbe
 
 from ..steps import deploy as dep
 from ..steps.podlife import (INIT_CONTAINER, MAIN_CONTAINER, TIMESTAMP_PRECISION, PodTable, fmt_duration,
-                             to_epoch)
+                             fmt_duration_changes_in, to_epoch)
 from ..widgets.diagnosis import DiagnosisPanel
 from ..widgets.log_pane import LogPane
 from ..widgets.milestones import MilestoneChecklist
@@ -167,7 +169,11 @@ class DeployScreen(WatchingScreen):
         self._applying = False
         self._last_state: tuple[str, str] | None = None
         self._assessed_at = 0.0
+        self._assess_due = False  # the watch changed since the last assessment
         self._ticking = False
+        self._missed = False  # a render skipped while a tick ran: render once it is done
+        self._ages_at = 0.0  # when the ages were last computed ...
+        self._age_change_in: float | None = None  # ... and how long after that the first one changes
         self._seen_causes: set[str] = set()
         self._pod_labels: dict[str, str] = {}  # row key -> r1 / EPP
         self._first_seen: dict[str, float] = {}  # row key -> when its add diff arrived
@@ -213,6 +219,7 @@ class DeployScreen(WatchingScreen):
     def stop_watch(self) -> None:
         super().stop_watch()
         self._ticking = False
+        self._missed = False
         if self.is_attached:
             try:
                 table = self.query_one(PodTableWidget)
@@ -233,7 +240,7 @@ class DeployScreen(WatchingScreen):
 
     def show_watch_state(self, text: str, style: str = "$text-muted") -> None:
         if self.shown_watch_state((text, style)):  # unchanged: no update (a label update re-lays out the page)
-            self.query_one("#dp-watch", Label).update(Content.styled(text, style))
+            self.query_one("#dp-watch", Label).update(Content.styled(text, style), layout=False)  # (fixed size)
 
     def _assign_labels(self, live: DeployLive, diffs: list[Any]) -> None:
         """r1, r2, ... by creation (lowest free number), EPP for the scheduler pod."""
@@ -275,22 +282,46 @@ class DeployScreen(WatchingScreen):
         return True
 
     def render_live(self, live: DeployLive, tick: bool) -> None:
-        """10 Hz (when something changed): apply the queued row diffs. Once a second: the time-
-        dependent cells and the assessment, computed in a thread (classify + diagnose cost grows
-        with the pods; the UI thread only applies the result). While that runs, no diffs are
-        drained, so they are applied in the order they were made; a tick still running when the
-        next is due is skipped."""
+        """On a watch change (10 Hz at most): apply the queued row diffs and assess the deployment
+        again (at most every ASSESS_MIN_INTERVAL). On a tick (when the time-dependent display next
+        changes, see next_tick_in): while a pod is in a timed stage (time in stage vs the guide's
+        range, severity, the milestones' running times), the table's time-dependent cells and the
+        assessment, computed in a thread (classify + diagnose cost grows with the pods; the UI thread
+        only applies the result); with every pod steady, only the ages (the cells whose text changed).
+        While a thread pass runs, no diffs are drained, so they are applied in the order they were
+        made; a render asked for meanwhile runs once it is done."""
         if self._ticking:
+            self._missed = True
             return
         self.show_watch_state(*watch_state_summary(live.states()))
-        if tick:
+        if not tick:
+            self._assess_due = True  # pods, the service, events or nodes changed
+        timed = self.query_one(PodTableWidget).has_timed_rows()
+        if tick and timed:
             self._start_tick(live)
             return
-        if self._apply(live, live.drain()) and time.time() - self._assessed_at >= self.ASSESS_MIN_INTERVAL:
+        if self._assess_due and time.time() - self._assessed_at >= self.ASSESS_MIN_INTERVAL:
             self._start_tick(live, table_tick=False)
+            return
+        self._apply(live, live.drain())
+        if tick:
+            self._update_ages(live, time.time())
+
+    def next_tick_in(self, live: DeployLive) -> float | None:
+        if self._ticking:
+            return None  # its end arms the next one
+        if self._assess_due:
+            return max(0.05, self.ASSESS_MIN_INTERVAL - (time.time() - self._assessed_at))
+        if self.query_one(PodTableWidget).has_timed_rows():
+            return self.TICK_SECONDS
+        if self._age_change_in is None:
+            return None
+        # (an age shown in seconds at a fast simulated pace changes many times a second: once a second)
+        return max(self.TICK_SECONDS, self._age_change_in) - (time.time() - self._ages_at)
 
     def _start_tick(self, live: DeployLive, table_tick: bool = True) -> None:
         self._ticking = True
+        self._assess_due = False
         self._assessed_at = time.time()
 
         def work() -> None:
@@ -313,9 +344,16 @@ class DeployScreen(WatchingScreen):
         self._update_ages(live, now)
         if assessment is not None:
             self._show_assessment(live, assessment, now)
+        if self._missed:
+            self._missed = False
+            self.mark_dirty()
+        self.schedule_tick(self.next_tick_in(live))
 
     def _update_ages(self, live: DeployLive, now: float) -> None:
+        """Each row's age (guide time); only the cells whose text changed are updated. Remembers when
+        the first of them will change (next_tick_in)."""
         table = self.query_one(PodTableWidget)
+        soonest: float | None = None
         with self.app.batch_update():
             for key in table.row_keys():
                 pod = live.pod(key)
@@ -325,8 +363,16 @@ class DeployScreen(WatchingScreen):
                 seen = self._first_seen.setdefault(key, now)
                 if created is not None and created <= seen <= created + TIMESTAMP_PRECISION + 0.5:
                     created = seen  # whole-second API timestamps: refine with when it appeared (+ delivery)
-                age = "-" if created is None else fmt_duration(max(0.0, now - created) * live.time_scale)
+                if created is None:
+                    age = "-"
+                else:
+                    seconds = max(0.0, now - created) * live.time_scale
+                    age = fmt_duration(seconds)
+                    wait = fmt_duration_changes_in(seconds) / (live.time_scale or 1.0)
+                    soonest = wait if soonest is None else min(soonest, wait)
                 table.upsert(key, {"age": age})
+        self._ages_at = now
+        self._age_change_in = soonest
 
     def _show_assessment(self, live: DeployLive, a: Any, now: float) -> None:
         self.assessment = a

@@ -94,6 +94,10 @@ class OperateScreen(StepScreen):
         self._gone = False
         self._timer: Any = None
         self._last_refresh = 0.0
+        self._shown_sig: Any = None  # what the last status showed (minus the running spend)
+        self._unchanged_reads = 0  # reads in a row that brought nothing new
+        self._shown_state: Any = None
+        self.status_reads = 0  # (tests read it)
 
     # composition -------------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
@@ -156,24 +160,49 @@ class OperateScreen(StepScreen):
             self._stop.set()  # the cloud operation keeps running; the status shows it on the next visit
 
     def step_entered(self) -> None:
+        self._unchanged_reads = 0
+        self._shown_state = None  # the first read on entry reports the page's state again
         self.refresh_status()
-        if self._timer is None:
-            self._timer = self.set_interval(self.REFRESH_SECONDS, self._tick)
 
     IDLE_REFRESH_SECONDS = 15.0
     """With no operation running, the status is read this often (as the sidebar's re-probe); every
     REFRESH_SECONDS while one runs."""
+    QUIET_REFRESH_SECONDS = 45.0
+    """... and this often once QUIET_AFTER reads in a row brought nothing new (entering the page, an
+    action or a read that shows a change go back to IDLE_REFRESH_SECONDS)."""
+    QUIET_AFTER = 2
+
+    def next_read_in(self) -> float | None:
+        """Seconds until the next status read; None: none (a hidden page with nothing running reads
+        when it is entered again)."""
+        if self.busy:
+            return self.REFRESH_SECONDS
+        if not self.is_current:
+            return None
+        if self.ctx is None:
+            return self.REFRESH_SECONDS  # not connected yet: look again soon
+        return self.QUIET_REFRESH_SECONDS if self._unchanged_reads >= self.QUIET_AFTER else self.IDLE_REFRESH_SECONDS
+
+    def _schedule_read(self) -> None:
+        """One timer, armed after each read (no timer wakes between reads)."""
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        delay = self.next_read_in()
+        if delay is not None and not self._gone and self.is_attached:
+            self._timer = self.set_timer(delay, self._tick, name="ops-read")
 
     def _tick(self) -> None:
-        if self.busy or (self.is_current
-                         and time.monotonic() - self._last_refresh >= self.IDLE_REFRESH_SECONDS - 0.5):
+        self._timer = None  # (it has run)
+        if self.busy or self.is_current:
             self.refresh_status()
 
     def refresh_status(self) -> None:
         ctx = self.ctx
         self._last_refresh = time.monotonic()
         if ctx is None:
-            self.query_one(OpsStatusPane).show_hint("Not connected yet.")
+            self._show_hint("Not connected yet.")
+            self._schedule_read()
             return
         self._read_status(ctx)
 
@@ -198,21 +227,47 @@ class OperateScreen(StepScreen):
         try:
             st = operate.read_status(ctx)
         except Exception as e:  # noqa: BLE001 - shown, never a traceback
-            self._ui(self._show_hint, f"Could not read the status: {e}")
+            self._ui(self._read_failed, f"Could not read the status: {e}")
             return
         self._ui(self.show_status, st)
 
+    def _read_failed(self, text: str) -> None:
+        self._unchanged_reads = 0
+        self._show_hint(text)
+        self._schedule_read()
+
+    @staticmethod
+    def _signature(st: Any) -> Any:
+        """What a read shows, but the running spend (it grows with every read)."""
+        try:
+            rows = tuple((k, v) for k, v in st.lines() if k != "Spent")
+        except Exception:  # noqa: BLE001 - a status without its rows: always new
+            return object()
+        pods = tuple((p.get("metadata") or {}).get("resourceVersion") for p in st.raw_pods)
+        return rows, pods, st.replicas_desired
+
     def show_status(self, st: Any) -> None:
+        """Show a read; what did not change is not updated (an update re-lays out the page)."""
         self.status = st
+        self.status_reads += 1
+        sig = self._signature(st)
+        self._unchanged_reads = self._unchanged_reads + 1 if sig == self._shown_sig else 0
+        self._shown_sig = sig
         self.query_one(OpsStatusPane).show(st)
         self.query_one(OpsPodTable).show(st.raw_pods, time_scale=self._time_scale(),
                                          prefix=workload_deployment_name(st.service) + "-",
                                          pool_at_zero=st.pool_exists and st.pool_nodes == 0)
         self._update_hint()
         replicas = self.query_one("#ops-replicas", Input)
-        if st.replicas_desired:
+        if st.replicas_desired and replicas.placeholder != str(st.replicas_desired):
             replicas.placeholder = str(st.replicas_desired)
-        self.set_state(st.state)
+        state = st.state
+        state_sig = (str(getattr(state, "status", "")), getattr(state, "summary", ""), getattr(state, "fix", None),
+                     str(getattr(state, "detail", None)))
+        if state_sig != self._shown_state:
+            self._shown_state = state_sig
+            self.set_state(state)
+        self._schedule_read()
 
     def _time_scale(self) -> float:
         from ..steps.operators import time_scale_of
@@ -231,6 +286,8 @@ class OperateScreen(StepScreen):
         for bid in ACTION_BUTTONS:
             self.query_one(f"#{bid}", Button).disabled = busy
         self.query_one("#ops-stop", Button).disabled = not busy
+        self._unchanged_reads = 0
+        self._schedule_read()  # an operation runs: follow it every REFRESH_SECONDS
 
     # actions -------------------------------------------------------------------------------------
     @on(Button.Pressed, "#ops-scale")

@@ -3,8 +3,9 @@
 The status table (cert-manager, istiod, the KServe controller, LWS, the inference gateway with its
 address, then the CRDs) is fed by `steps.operators.OperatorWatch`: list-watch-relist of the
 operator namespaces' pods and of the Gateway (CRDs polled). Watch threads only raise a flag; the
-screen re-renders from the watch cache on a fixed cadence when something changed (and every second
-for the ages), updating only the cells that changed.
+screen re-renders from the watch cache when something changed (at most 10 times a second), and for
+the ages when their text next changes (an age shown in minutes: once a minute; every second while
+a component is not ready yet), updating only the cells that changed.
 
 Install: `steps.operators.install(ctx, checkout, on_line)` in a thread worker. The connection
 profile decides what that means: on a real cluster it runs the upstream rhaii-on-xks installer
@@ -36,6 +37,7 @@ from textual.widgets import Button, DataTable, Input, Label, Static
 
 from ..steps import operators as ops
 from ..steps.diagnose import Diagnosis
+from ..steps.podlife import fmt_duration_changes_in
 from ..widgets.diagnosis import DiagnosisPanel
 from ..widgets.log_pane import LogPane
 from ..widgets.operator_status import OperatorStatusTable
@@ -78,6 +80,8 @@ class WatchingScreen(StepScreen):
         self._starting = False
         self._gen = 0
         self._retry_timer: Any = None
+        self._tick_timer: Any = None
+        self._tick_due = 0.0  # monotonic time the armed tick fires
         self._dirty = threading.Event()
         self.watch_error: str = ""
 
@@ -90,7 +94,12 @@ class WatchingScreen(StepScreen):
         """The live object runs (UI thread)."""
 
     def render_live(self, live: Any, tick: bool) -> None:
-        """Re-render from the live object (UI thread). `tick`: the once-a-second pass."""
+        """Re-render from the live object (UI thread). `tick`: the pass for the time-dependent cells."""
+
+    def next_tick_in(self, live: Any) -> float | None:
+        """Seconds until the time-dependent display (ages, timed stages) next changes, or None when
+        nothing on show depends on time: the tick sleeps until then (a watch change renders anyway)."""
+        return self.TICK_SECONDS
 
     def show_watch_state(self, text: str, style: str = "$text-muted") -> None:
         """Show the watches' state (UI thread)."""
@@ -105,10 +114,10 @@ class WatchingScreen(StepScreen):
     # plumbing ----------------------------------------------------------------------------------------
     def on_mount(self) -> None:
         self.watch(self.app, "profile", self._profile_changed, init=False)
-        # the render timer sleeps while nothing changed (mark_dirty wakes it); the tick runs on the page on show
+        # the render timer sleeps while nothing changed (mark_dirty wakes it); the tick (a one-shot timer)
+        # runs on the page on show when the time-dependent display next changes (schedule_tick)
         self._render_timer = self.set_interval(1 / self.RENDER_HZ, self._render_if_dirty, name="live-render",
                                                pause=True)
-        self.set_interval(self.TICK_SECONDS, self._tick, name="live-tick")
 
     def on_unmount(self) -> None:
         self.stop_watch()
@@ -234,14 +243,40 @@ class WatchingScreen(StepScreen):
             self._render_timer.pause()  # nothing changed: sleep until mark_dirty
             return
         self._dirty.clear()
-        self.render_live(self._live, tick=False)
+        live = self._live
+        self.render_live(live, tick=False)
+        if live is self._live:
+            self.schedule_tick(self.next_tick_in(live))
+
+    def schedule_tick(self, delay: float | None) -> None:
+        """Arm the tick `delay` seconds from now (an earlier armed tick stays: it recomputes when it
+        fires). None: no tick until the watch changes. Only the page on show ticks."""
+        if delay is None or self._live is None or not self.is_current or not self.is_attached:
+            return
+        due = time.monotonic() + max(0.05, float(delay))
+        if self._tick_timer is not None:
+            if self._tick_due <= due + 0.01:
+                return
+            self._tick_timer.stop()
+        self._tick_due = due
+        self._tick_timer = self.set_timer(due - time.monotonic(), self._tick_fired, name="live-tick")
+
+    def _tick_fired(self) -> None:
+        self._tick_timer = None  # (it has run: nothing to stop)
+        self._tick()
 
     def _tick(self) -> None:
-        """Once a second: the time-dependent cells (ages, timed stages) of the page on show; a hidden
-        page does nothing (entering it renders at once: step_entered)."""
+        """The time-dependent cells (ages, timed stages) of the page on show, when they change; a
+        hidden page does nothing (entering it renders at once: step_entered)."""
+        if self._tick_timer is not None:
+            self._tick_timer.stop()
+            self._tick_timer = None
         if self._live is not None and self.is_current:
             self._dirty.clear()
-            self.render_live(self._live, tick=True)
+            live = self._live
+            self.render_live(live, tick=True)
+            if live is self._live:
+                self.schedule_tick(self.next_tick_in(live))
 
 
 def _stop_quietly(live: Any) -> None:
@@ -339,7 +374,7 @@ class OperatorsScreen(WatchingScreen):
 
     def show_watch_state(self, text: str, style: str = "$text-muted") -> None:
         if self.shown_watch_state((text, style)):  # unchanged: no update (a label update re-lays out the page)
-            self.query_one("#op-watch", Label).update(Content.styled(text, style))
+            self.query_one("#op-watch", Label).update(Content.styled(text, style), layout=False)  # (fixed size)
 
     def render_live(self, live: Any, tick: bool) -> None:
         view = live.view()
@@ -367,6 +402,24 @@ class OperatorsScreen(WatchingScreen):
         if sig != self._last_state:
             self._last_state = sig
             self.set_state(state)
+
+    def next_tick_in(self, live: Any) -> float | None:
+        """A row that is not ready yet may change with time alone (its detail, its state): every
+        second. Ready rows only show their age: when its text next changes (at most once a second)."""
+        view = self.view
+        if view is None:
+            return self.TICK_SECONDS
+        scale = ops.time_scale_of(getattr(live, "ctx", None) or self.profile)
+        soonest: float | None = None
+        for r in view.rows:
+            if r.age_seconds is None:
+                continue
+            if r.state != ops.READY:
+                return self.TICK_SECONDS
+            wait = fmt_duration_changes_in(r.age_seconds) / scale
+            soonest = wait if soonest is None else min(soonest, wait)
+        # (an age shown in seconds at a fast simulated pace changes many times a second: once a second)
+        return None if soonest is None else max(self.TICK_SECONDS, soonest)
 
     # install -----------------------------------------------------------------------------------------
     def show_detail_line(self) -> None:

@@ -586,8 +586,24 @@ class DeployWatch:
         isvc = next(iter(self._watchers["isvc"].snapshot().values()), None) if "isvc" in self._watchers else None
         nodes = list(self._watchers["nodes"].snapshot().values()) if "nodes" in self._watchers else []
         events = list(self._watchers["events"].snapshot().values()) if "events" in self._watchers else []
+        nodes, events = self._as_dicts(nodes), self._as_dicts(events, "events")
         return assess(self.cfg, isvc, pods, nodes=nodes, events=events, logs_by_pod=logs,
                       milestones_by_pod=ms, now=now, time_scale=self.time_scale)
+
+    def _as_dicts(self, objs: list[Any], kind: str = "nodes") -> list[dict]:
+        """as_dict of each watched object, serialized once per object (a watch replaces an object
+        when it changes, never edits it): an assessment after one new event serializes that one."""
+        caches = self.__dict__.setdefault("_dict_caches", {})
+        cache = caches.get(kind, {})
+        fresh: dict[int, tuple[Any, dict]] = {}
+        out = []
+        for o in objs:
+            hit = cache.get(id(o))
+            d = hit[1] if hit is not None and hit[0] is o else as_dict(o)
+            fresh[id(o)] = (o, d)
+            out.append(d)
+        caches[kind] = fresh
+        return out
 
     def state(self) -> StepState:
         return self.assessment().state

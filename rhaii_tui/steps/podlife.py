@@ -96,6 +96,17 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{h}h{rem // 60:02d}m"
 
 
+def fmt_duration_changes_in(seconds: float) -> float:
+    """How many seconds after `seconds` the text of `fmt_duration(seconds)` next changes (it shows
+    seconds below an hour, minutes above): a display of ages sleeps until then."""
+    seconds = max(0.0, float(seconds))
+    s = int(round(seconds))
+    step = 1 if s < 3600 else 60
+    # int(round(x)) reaches the next multiple of `step` at x = next - 0.5 (half a second early at most)
+    nxt = (s // step + 1) * step
+    return max(0.0, nxt - 0.5 - seconds) + 1e-3
+
+
 # --- stages --------------------------------------------------------------------------------------
 
 

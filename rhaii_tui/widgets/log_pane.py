@@ -4,8 +4,11 @@ Built on the lessons in STYLE_ANCHORS (toolong, k9s, Textual's Log):
 
 - `ingest(source, container, lines)` is safe from any thread and cheap: it appends the batch to a
   pending list under a lock. Nothing touches widgets off the UI thread.
-- A timer on the UI thread drains the pending batches at a fixed cadence (15 Hz) and writes them
-  with one `Log.write_lines` per tick: batches, never one message per line.
+- The UI thread drains the pending batches and writes them with one `Log.write_lines` per drain:
+  batches, never one message per line. Nothing runs while no line arrives: the batch that finds the
+  pending list empty wakes the UI loop (a message: `post_message` is thread-safe), which drains one cadence (1/15 s)
+  later, taking every batch that came meanwhile. Showing the pane, scrolling it, a new pod label or
+  stream state also ask for one drain.
 - Memory is bounded twice: a ring buffer of the last `ring_lines` lines (all streams, unfiltered,
   so a new filter or pod choice re-renders at once) and the Log's own `max_lines`. If the UI ever
   falls behind, pending batches beyond `pending_limit` lines are dropped and counted on screen.
@@ -24,13 +27,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.content import Content
+from textual.strip import Strip
 from textual.widgets import Input, Label, Log, Select
 
 ALL = "__all__"
@@ -39,6 +44,22 @@ DEFAULT_CONTAINERS: tuple[tuple[str, str], ...] = (
     ("storage-initializer", "storage-initializer"),
     ("main", "main (vLLM)"),
 )
+
+
+class DrainWanted(Message, bubble=False):
+    """Lines arrived in an empty inbox (posted from the producing thread)."""
+
+
+class PaneLog(Log):
+    """The pane's Log: painting it while the pane has lines it does not show yet (it was hidden: on
+    another tab or page) asks the pane for a drain. Textual sends no Show event to a widget whose
+    ancestor is displayed again, but it paints it."""
+
+    def render_lines(self, crop: Any) -> list[Strip]:
+        pane = self.parent
+        if isinstance(pane, LogPane) and pane._stale and not pane.drain_scheduled:
+            self.call_later(pane._schedule_drain, 0.0)
+        return super().render_lines(crop)
 
 
 class LogPane(Vertical):
@@ -98,6 +119,8 @@ class LogPane(Vertical):
         self._stream_states: dict[str, str] = {}
         self._status_text = ""
         self._status_at = 0.0
+        self._drain_timer = None  # the one drain asked for, while one is
+        self.drains = 0  # drains run (tests read it)
 
     # composition ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -110,12 +133,51 @@ class LogPane(Vertical):
                              tooltip="Which container: the model download (storage-initializer) or vLLM (main)")
             yield Input(placeholder="filter (/)", compact=True, classes="log-filter")
         yield Label(self.placeholder or "waiting for log lines", classes="log-status", markup=False)
-        yield Log(max_lines=self.max_lines, auto_scroll=True, classes="log-view")
+        yield PaneLog(max_lines=self.max_lines, auto_scroll=True, classes="log-view")
 
     def on_mount(self) -> None:
         self._log = self.query_one(".log-view", Log)
         self._status = self.query_one(".log-status", Label)
-        self.set_interval(self.cadence, self._drain, name="log-drain")
+        self.watch(self._log, "scroll_y", self._scrolled, init=False)
+        with self._lock:
+            waiting = bool(self._pending)
+        if waiting:
+            self._schedule_drain()
+
+    def on_show(self) -> None:
+        self._schedule_drain(0.0)  # written while hidden: catch up now
+
+    def _scrolled(self, _y: float) -> None:
+        self._schedule_drain()  # scrolled up (pause) or back to the bottom (follow again)
+
+    def _wake(self) -> None:
+        """Ask the UI loop for a drain (any thread: post_message is thread-safe, and the handler runs
+        in the app's context, where a timer may be set)."""
+        try:
+            self.post_message(DrainWanted())
+        except RuntimeError:  # the loop closed meanwhile: the app has gone
+            pass
+
+    @on(DrainWanted)
+    def _drain_wanted(self, event: DrainWanted) -> None:
+        event.stop()
+        self._schedule_drain()
+
+    def _schedule_drain(self, delay: float | None = None) -> None:
+        """One drain `delay` (default: the cadence) from now, unless one is already due (UI thread)."""
+        if self._drain_timer is not None or not self.is_attached:
+            return
+        self._drain_timer = self.set_timer(self.cadence if delay is None else max(0.01, delay), self._drain_fired,
+                                           name="log-drain")
+
+    def _drain_fired(self) -> None:
+        self._drain_timer = None
+        self._drain()
+
+    @property
+    def drain_scheduled(self) -> bool:
+        """A drain is due (none while no line waits and nothing else asked for one)."""
+        return self._drain_timer is not None
 
     # the owner's API (ingest: any thread; the rest: UI thread) -----------------------------------
     def ingest(self, source: str, container: str, lines: Sequence[str]) -> None:
@@ -123,6 +185,7 @@ class LogPane(Vertical):
         if not lines:
             return
         with self._lock:
+            wake = not self._pending
             self._pending.append((source, container, lines))
             self._pending_lines += len(lines)
             if self._pending_lines > self.pending_limit:  # the UI is behind: drop the oldest
@@ -130,6 +193,8 @@ class LogPane(Vertical):
                     _s, _c, old = self._pending.pop(0)
                     self._pending_lines -= len(old)
                     self._dropped += len(old)
+        if wake:
+            self._wake()
 
     def set_label(self, source: str, label: str) -> None:
         """The prefix shown for a source (e.g. a pod name -> 'r1')."""
@@ -172,7 +237,10 @@ class LogPane(Vertical):
 
     def set_stream_states(self, states: Mapping[str, str]) -> None:
         """{stream label: state} (following / reconnecting (...) / terminated: ... / pod deleted)."""
-        self._stream_states = dict(states)
+        states = dict(states)
+        if states != self._stream_states:
+            self._stream_states = states
+            self._schedule_drain()  # the status line says it
 
     @property
     def following(self) -> bool:
@@ -230,6 +298,7 @@ class LogPane(Vertical):
     # internals ---------------------------------------------------------------------------------------
     def _mark_stale(self) -> None:
         self._stale = True
+        self._schedule_drain()
 
     def _accepts(self, source: str, container: str) -> bool:
         return (self._pod == ALL or source == self._pod) and (self._container == ALL or not container
@@ -266,6 +335,7 @@ class LogPane(Vertical):
         return out
 
     def _drain(self) -> None:
+        self.drains += 1
         with self._lock:
             chunks, self._pending = self._pending, []
             self._pending_lines = 0
@@ -324,6 +394,7 @@ class LogPane(Vertical):
     def on_resize(self) -> None:
         if self._following:
             self.call_after_refresh(self._pin)
+        self._schedule_drain()  # (shown again after being hidden: Textual may send a Resize, not a Show)
 
     def _rebuild(self) -> None:
         """Show the newest `max_lines` matching lines of the ring and follow."""
@@ -367,12 +438,13 @@ class LogPane(Vertical):
     def _update_status(self, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._status_at < 0.25:
+            self._schedule_drain(0.25 - (now - self._status_at))  # (then it says it)
             return
         self._status_at = now
         text = self.status_text()
         if text != self._status_text:
             self._status_text = text
-            self._status.update(Content(text))
+            self._status.update(Content(text), layout=False)  # one line of fixed size: no re-layout of the page
 
 
 def stream_summary(states: Mapping[str, str]) -> str:
@@ -390,4 +462,4 @@ def stream_summary(states: Mapping[str, str]) -> str:
     return "streams: " + ", ".join(parts) if parts else ""
 
 
-__all__ = ["LogPane", "ALL", "stream_summary"]
+__all__ = ["LogPane", "PaneLog", "ALL", "stream_summary"]

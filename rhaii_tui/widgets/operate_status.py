@@ -42,16 +42,32 @@ class OpsStatusPane(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.status: Any = None
+        self._shown: Content | None = None
+        self._hint = ""
 
     def compose(self) -> ComposeResult:
         yield Static(status_content(None), id="ops-status-rows")
         yield Static("", id="ops-hint")
 
     def show(self, status: Any) -> None:
+        """Only a changed text is updated; with as many rows as before, each fitting the width (e.g.
+        the running spend), without a re-layout of the page."""
         self.status = status
-        self.query_one("#ops-status-rows", Static).update(status_content(status))
+        content = status_content(status)
+        old = self._shown
+        if old is not None and content.plain == old.plain:
+            return
+        rows = self.query_one("#ops-status-rows", Static)
+        width = rows.content_size.width
+        same_shape = (old is not None and width > 0 and len(content.plain.split("\n")) == len(old.plain.split("\n"))
+                      and all(c.cell_length <= width for c in (*content.split("\n"), *old.split("\n"))))
+        self._shown = content
+        rows.update(content, layout=not same_shape)
 
     def show_hint(self, text: str) -> None:
+        if text == self._hint:
+            return
+        self._hint = text
         self.query_one("#ops-hint", Static).update(Content(text))
 
     @property

@@ -424,6 +424,10 @@ class PodTableWidget(KeyedTable):
             "name": (fit_middle(str(model.get("name") or key.split("/")[-1]), self.column_width("name")), ""),
         }
 
+    def has_timed_rows(self) -> bool:
+        """A row shows a time in its stage (a pod not Ready yet): its cells change with time alone."""
+        return any(str(m.get("in_stage") or "-") != "-" for m in self._model.values())
+
     def set_label(self, key: str, label: str) -> None:
         self.labels[key] = label
         if key in self._model:
