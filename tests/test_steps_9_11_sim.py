@@ -104,6 +104,33 @@ def test_after_a_kserve_upgrade_steps_6_and_9_say_what_changed_and_reapplying_re
     assert st.status is Status.DONE, st
 
 
+def test_the_probe_sends_a_completion_only_when_something_changed(make_sim_world, tmp_path, monkeypatch):
+    """A wizard left open re-probes every 15 s: step 9's probe sends its completion through the
+    customer's gateway once, then reuses it while the service, the gateway and the pods are the
+    same; a change (here a pod's labels) sends one again. /health is read every time."""
+    from rhaii_tui.cloud.inference import InferenceClient
+
+    sent: list[str] = []
+    for name in ("complete", "health"):
+        real = getattr(InferenceClient, name)
+        monkeypatch.setattr(InferenceClient, name,
+                            lambda self, *a, _real=real, _name=name, **k: (sent.append(_name), _real(self, *a, **k))[1])
+    world = make_sim_world("deployed", speed=SPEED)
+    ctx = make_ctx(world, tmp_path)
+    first = verify.probe(ctx)
+    assert first.status is Status.DONE and sent.count("complete") == 1
+    again = verify.probe(ctx)
+    assert again.status is Status.DONE and sent.count("complete") == 1 and sent.count("health") == 2
+    reused = next(c for c in again.data["checks"] if c["key"] == "completion")
+    assert "nothing changed since" in reused["evidence"]
+    kube = ctx.kube()
+    pod = verify.read_live(ctx, kube).ready_pods[0]
+    pod["metadata"].setdefault("labels", {})["rhaii-test"] = "touched"
+    kube.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod["metadata"]["name"],
+                "namespace": ctx.cfg.namespace, "labels": pod["metadata"]["labels"]}}, ctx.cfg.namespace)
+    assert verify.probe(ctx).status is Status.DONE and sent.count("complete") == 2
+
+
 def test_deployed_scenario_passes_steps_9_to_11(make_sim_world, tmp_path):
     world = make_sim_world("deployed", speed=SPEED)
     ctx = make_ctx(world, tmp_path)

@@ -48,11 +48,13 @@ class StepContext:
         self._step = ""
         self._env: tuple[str, str | None, float] | None = None  # (project, identity, monotonic time read)
         self.state_note = ""  # why remembered values were ignored (another environment), for the pages
+        self.memo: dict[str, Any] = {}  # a step's short-lived results (e.g. step 9's last quick checks)
 
     # config ---------------------------------------------------------------------------------------
     def set_config(self, cfg: DeployConfig) -> None:
         with self._lock:
             self.cfg = cfg
+            self.memo.clear()
             self.invalidate()
 
     # transcript: every change made, per target ----------------------------------------------------
