@@ -89,11 +89,12 @@ from rhaii_tui.widgets.pod_table import PodTableWidget  # noqa: E402
 
 
 def test_the_age_text_changes_exactly_when_said():
-    for s in [0, 0.4, 0.6, 1, 59.4, 59.6, 119.5, 600, 3599.2, 3599.6, 3600, 3629.4, 3659.6, 7210, 86_399]:
+    for s in [0, 0.4, 0.6, 1, 59.4, 59.6, 119.5, 599.4, 599.6, 600, 1510, 3599.2, 3599.6, 3600, 3629.4, 3659.6, 7210, 86_399]:
         wait = fmt_duration_changes_in(s)
         assert fmt_duration(s + wait) != fmt_duration(s), s
         assert fmt_duration(s + wait - 2e-3) == fmt_duration(s), s
     assert fmt_duration_changes_in(7210) > 19  # '2h00m' changes at 2h01m, not in a second
+    assert fmt_duration(1510) == "25m" and fmt_duration_changes_in(1510) > 29  # as kubectl: minutes past 10 min
 
 
 class PaneApp(App):

@@ -83,7 +83,8 @@ def to_epoch(value: Any) -> float | None:
 
 
 def fmt_duration(seconds: float | None) -> str:
-    """Short human duration: '8s', '4m10s', '1h05m'."""
+    """Short human duration, as kubectl shows ages: '8s', '4m10s' (seconds below 10 minutes),
+    '25m', '1h05m'. An age older than 10 minutes changes once a minute on screen, not every second."""
     if seconds is None:
         return "-"
     s = max(0, int(round(seconds)))
@@ -91,17 +92,17 @@ def fmt_duration(seconds: float | None) -> str:
         return f"{s}s"
     if s < 3600:
         m, sec = divmod(s, 60)
-        return f"{m}m{sec:02d}s" if sec else f"{m}m"
+        return f"{m}m{sec:02d}s" if sec and s < 600 else f"{m}m"
     h, rem = divmod(s, 3600)
     return f"{h}h{rem // 60:02d}m"
 
 
 def fmt_duration_changes_in(seconds: float) -> float:
     """How many seconds after `seconds` the text of `fmt_duration(seconds)` next changes (it shows
-    seconds below an hour, minutes above): a display of ages sleeps until then."""
+    seconds below 10 minutes, minutes above): a display of ages sleeps until then."""
     seconds = max(0.0, float(seconds))
     s = int(round(seconds))
-    step = 1 if s < 3600 else 60
+    step = 1 if s < 600 else 60
     # int(round(x)) reaches the next multiple of `step` at x = next - 0.5 (half a second early at most)
     nxt = (s // step + 1) * step
     return max(0.0, nxt - 0.5 - seconds) + 1e-3
