@@ -24,6 +24,9 @@ def clean_env(tmp_path, monkeypatch):
 def run(capsys, world, *argv: str) -> tuple[int, str, str]:
     """`rhaii-tui --sim --sim-state <world> ARGV...` in-process: (exit code, stdout, stderr)."""
     capsys.readouterr()
-    code = cli.main(["--sim", "--sim-state", str(world.state_dir), *argv])
+    try:
+        code = cli.main(["--sim", "--sim-state", str(world.state_dir), *argv])
+    except SystemExit as e:  # argparse refusing a flag exits (2)
+        code = e.code
     out, err = capsys.readouterr()
     return code, out, err

@@ -10,12 +10,13 @@ import threading
 
 import pytest
 
-from rhaii_tui import cli
 from rhaii_tui import manifests as m
 from rhaii_tui.config import CLUSTER_OVERHEAD_PER_DAY, GATEWAY_NAMESPACE, DeployConfig, StateStore, cost_per_day
 from rhaii_tui.steps import operate
 from rhaii_tui.steps.base import Status
 from rhaii_tui.steps.context import StepContext
+
+from clihelpers import clean_env, run  # noqa: F401 - clean_env is an autouse fixture
 
 CLUSTER = "rhaii-tpu-scaleout-cluster"
 BROKEN = "3.3.0-broken"
@@ -256,56 +257,38 @@ def test_migration_round_trip_with_the_checklist_probed_live(make_sim_world, tmp
 # --- headless: rhaii-tui ops ... -------------------------------------------------------------------
 
 
-@pytest.fixture
-def cli_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("RHAII_TUI_STATE_DIR", str(tmp_path / "cli-state"))
-    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
-    for name in ("PROJECT_ID", "ZONE", "CLUSTER_NAME", "NAMESPACE"):
-        monkeypatch.delenv(name, raising=False)
-
-
-def run_cli(capsys, world, *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = cli.main(["--sim", "--sim-state", str(world.state_dir), *argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_ops_cli_needs_yes_for_costly_actions_and_reports_json(make_sim_world, capsys, cli_env):
+def test_ops_cli_needs_yes_for_costly_actions_and_reports_json(make_sim_world, capsys):
     world = make_sim_world("deployed")
-    code, out, err = run_cli(capsys, world, "ops", "scale", "--replicas", "4")
+    code, out, err = run(capsys, world, "ops", "scale", "--replicas", "4")
     assert code == 2 and "--yes" in err and "$376.80/day now" in err and "$500.40/day after" in err
     assert "Traceback" not in err
-    code, out, err = run_cli(capsys, world, "ops", "teardown", "--cluster")
+    code, out, err = run(capsys, world, "ops", "teardown", "--cluster")
     assert code == 2 and "Delete the cluster" in err and "$0.00/day after" in err
 
-    code, out, err = run_cli(capsys, world, "ops", "scale", "--replicas", "4", "--yes", "--json")
+    code, out, err = run(capsys, world, "ops", "scale", "--replicas", "4", "--yes", "--json")
     assert code == 0, err
     doc = json.loads(out)
     assert doc["ok"] and doc["result"]["action"] == "scale" and doc["status"]["replicas_ready"] == 4
     assert any("Resizing node pool" in e["message"] for e in doc["events"])
 
-    code, out, err = run_cli(capsys, world, "ops", "update-image", BROKEN)
+    code, out, err = run(capsys, world, "ops", "update-image", BROKEN)
     assert code == 1 and "Rolled back to 3.2.5" in err and "rollback:" in out
 
-    code, out, err = run_cli(capsys, world, "ops", "status")
+    code, out, err = run(capsys, world, "ops", "status")
     assert code == 0 and "4 Ready of 4 desired" in out and "3.2.5" in out
 
-    code, out, err = run_cli(capsys, world, "ops", "scale", "--replicas", "0")
+    code, out, err = run(capsys, world, "ops", "scale", "--replicas", "0")
     assert code == 2 and "scale-to-zero" in err
 
 
-def test_ops_waits_for_another_rhaii_tui_and_scales_up_from_zero(make_sim_world, tmp_path, capsys, cli_env):
+def test_ops_waits_for_another_rhaii_tui_and_scales_up_from_zero(make_sim_world, tmp_path, capsys):
     from rhaii_tui.lease import Identity, Lease
 
     world = make_sim_world("deployed")
     ctx = make_ctx(world, tmp_path)
     other = Lease(ctx.kube, ctx.cfg.namespace, identity=Identity("bob", "other-host", 4242), command="apply")
     assert other.acquire()
-    code, out, err = run_cli(capsys, world, "ops", "scale-to-zero", "--yes")
+    code, out, err = run(capsys, world, "ops", "scale-to-zero", "--yes")
     assert code == 1 and "another rhaii-tui (bob@other-host, pid 4242)" in err
     assert operate.read_status(ctx).pool_nodes == 3                    # nothing changed
     other.release()

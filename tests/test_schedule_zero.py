@@ -11,12 +11,13 @@ import time
 
 import pytest
 
-from rhaii_tui import cli
 from rhaii_tui import manifests as m
 from rhaii_tui.config import TPU_POOL_NAME, DeployConfig, StateStore, cost_per_day
 from rhaii_tui.steps import operate
 from rhaii_tui.steps.context import StepContext
 from rhaii_tui.steps.operate import schedule as sz
+
+from clihelpers import clean_env, run  # noqa: F401 - clean_env is an autouse fixture
 
 CLUSTER = "rhaii-tpu-scaleout-cluster"
 NOW = 1_796_000_000.0  # 2026-11-30 (a fixed instant for the unit tests)
@@ -25,24 +26,6 @@ NOW = 1_796_000_000.0  # 2026-11-30 (a fixed instant for the unit tests)
 def make_ctx(world, tmp_path) -> StepContext:
     cfg = DeployConfig(project=world.endpoints["project"], cluster=CLUSTER, replicas=3)
     return StepContext(cfg, world.profile(), StateStore(tmp_path / "state"))
-
-
-@pytest.fixture
-def cli_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("RHAII_TUI_STATE_DIR", str(tmp_path / "cli-state"))
-    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
-    for name in ("PROJECT_ID", "ZONE", "CLUSTER_NAME", "NAMESPACE"):
-        monkeypatch.delenv(name, raising=False)
-
-
-def run_cli(capsys, world, *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = cli.main(["--sim", "--sim-state", str(world.state_dir), *argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # --- what the world holds (read on the emulator, not through the wizard) ------------------------------
@@ -147,12 +130,12 @@ def test_cron_next_fire():
 
 
 def test_scheduled_scale_to_zero_happens_with_no_wizard_running_and_resume_restores(make_sim_world, tmp_path,
-                                                                                      capsys, cli_env):
+                                                                                      capsys):
     world = make_sim_world("deployed")
     assert cluster_view(world)[:3] == (3, 3, 3)
-    code, out, err = run_cli(capsys, world, "ops", "schedule-zero", "--after", "2h")
+    code, out, err = run(capsys, world, "ops", "schedule-zero", "--after", "2h")
     assert code == 2 and "--yes" in err                                   # it stops the service: confirm
-    code, out, err = run_cli(capsys, world, "ops", "schedule-zero", "--after", "2h", "--yes", "--json")
+    code, out, err = run(capsys, world, "ops", "schedule-zero", "--after", "2h", "--yes", "--json")
     assert code == 0, err
     doc = json.loads(out)
     price = DeployConfig().price_per_node_hour
@@ -172,7 +155,7 @@ def test_scheduled_scale_to_zero_happens_with_no_wizard_running_and_resume_resto
     st = operate.read_status(ctx)
     assert st.schedule is not None and st.schedule.ran == "succeeded" and "done at" in st.schedule.describe()
     assert not st.schedule.armed and st.state.status.value == "skipped"
-    code, out, err = run_cli(capsys, world, "ops", "status")
+    code, out, err = run(capsys, world, "ops", "status")
     assert code == 0 and "Scale to 0:" in out and "done at" in out
 
     res = operate.resume(ctx, verify=False)
@@ -185,7 +168,7 @@ def test_scheduled_scale_to_zero_happens_with_no_wizard_running_and_resume_resto
     assert kube.get("v1", "ServiceAccount", sz.schedule_name(ctx.cfg.service), ctx.cfg.namespace) is None
 
 
-def test_cancel_removes_the_schedule_and_the_pool_autoscaling(make_sim_world, tmp_path, capsys, cli_env):
+def test_cancel_removes_the_schedule_and_the_pool_autoscaling(make_sim_world, tmp_path, capsys):
     world = make_sim_world("deployed")
     ctx = make_ctx(world, tmp_path)
     deadline = sz.deadline_from("20d", None, time.time())  # never due during the test
@@ -194,7 +177,7 @@ def test_cancel_removes_the_schedule_and_the_pool_autoscaling(make_sim_world, tm
     st = operate.read_status(ctx)
     assert st.schedule is not None and st.schedule.armed and sz.fmt_utc(deadline) in st.schedule.describe()
     assert "saves ≈ $" in dict(st.lines())["Scale to 0"]
-    code, out, err = run_cli(capsys, world, "ops", "schedule-zero", "--cancel", "--json")
+    code, out, err = run(capsys, world, "ops", "schedule-zero", "--cancel", "--json")
     assert code == 0, err
     assert json.loads(out)["status"]["schedule"] is None
     assert cluster_view(world) == (3, 3, 3, None)
@@ -204,22 +187,22 @@ def test_cancel_removes_the_schedule_and_the_pool_autoscaling(make_sim_world, tm
     assert res.ok and not res.changed and "nothing to cancel" in res.summary
 
 
-def test_bad_input_and_no_deployment_exit_2_with_a_message(make_sim_world, tmp_path, capsys, cli_env):
+def test_bad_input_and_no_deployment_exit_2_with_a_message(make_sim_world, tmp_path, capsys):
     world = make_sim_world("deployed")
     for argv, says in ((("--after", "soon", "--yes"), "not a duration"),
                        (("--at", "2020-01-01 10:00", "--yes"), "in the past"),
                        (("--at", "25:99", "--yes"), "not a time")):
-        code, out, err = run_cli(capsys, world, "ops", "schedule-zero", *argv)
+        code, out, err = run(capsys, world, "ops", "schedule-zero", *argv)
         assert code == 2 and says in err and "Traceback" not in err, (argv, err)
-    code, out, err = run_cli(capsys, world, "ops", "schedule-zero", "--yes")
+    code, out, err = run(capsys, world, "ops", "schedule-zero", "--yes")
     assert code == 2 and "Traceback" not in err
 
     assert operate.scale_to_zero(make_ctx(world, tmp_path)).ok                 # already at zero: nothing to do
-    code, out, err = run_cli(capsys, world, "ops", "schedule-zero", "--after", "1h", "--yes")
+    code, out, err = run(capsys, world, "ops", "schedule-zero", "--after", "1h", "--yes")
     assert code == 2 and "already at 0 TPU nodes" in err, err
 
     bare = make_sim_world("cluster-ready")
-    code, out, err = run_cli(capsys, bare, "ops", "schedule-zero", "--after", "1h", "--yes")
+    code, out, err = run(capsys, bare, "ops", "schedule-zero", "--after", "1h", "--yes")
     assert code == 2 and "not deployed" in err and "Traceback" not in err, err
 
 
