@@ -12,6 +12,7 @@ No textual here: the TUI subscribes with `add_listener` (called from the thread 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class Recorder:
         self._secrets = secrets or (lambda: ())
         self.clock = clock
         self.step = ""                      # the step being run (set by the runner / page)
+        self._local = threading.local()     # a thread's own step (express runs pieces side by side)
         self._lock = threading.Lock()
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
         self._memory: list[dict[str, Any]] = []
@@ -94,6 +96,17 @@ class Recorder:
             text = text.replace(v, "****")
         return text[:MAX_TEXT]
 
+    @contextlib.contextmanager
+    def in_step(self, step: str) -> Iterator[None]:
+        """Changes recorded from this thread meanwhile name `step`, whatever other threads run
+        (several pieces of an express run change the cloud at once)."""
+        before = getattr(self._local, "step", None)
+        self._local.step = step
+        try:
+            yield
+        finally:
+            self._local.step = before
+
     # recording --------------------------------------------------------------------------------------
     def record(self, *, client: str, action: str, command: str, outcome: str, ok: bool,
                status: int | None = None, started: float | None = None) -> dict[str, Any]:
@@ -102,7 +115,7 @@ class Recorder:
             "time": _iso(started if started is not None else now),
             "ts": round(started if started is not None else now, 3),
             "duration_s": round(max(0.0, now - started), 3) if started is not None else 0.0,
-            "step": self.step,
+            "step": getattr(self._local, "step", None) or self.step,
             "client": client,
             "action": self.mask(action),
             "command": self.mask(command),

@@ -105,6 +105,15 @@ def test_express_from_fresh_to_serving_then_nothing_left_to_do(make_sim_world, c
     c = counts(sim_world)
     assert c == {"clusters": 1, "pools": 2, "cluster_creates": 1, "pool_creates": 1, "tpu_nodes": 3, "llmisvcs": 1,
                  "workload_pods": 3, "lease": 0}
+    # the transcript names each change's own step, though steps 2 and 3 ran at the same time
+    code, out, err = run(capsys, sim_world, "transcript", "--json")
+    entries = json.loads(out)["entries"]
+    pool = next(e for e in entries if e["command"].startswith("gcloud container node-pools create tpu-pool"))
+    assert pool["step"].startswith("2."), pool
+    assert all(e["step"].startswith("3.") for e in entries if e["command"].startswith("kubectl create namespace")
+               or ("secret" in e["command"] and e["command"].startswith("kubectl apply"))), entries
+    assert all(e["step"].startswith("5.") for e in entries if "llminferenceservice" in e["command"].lower()
+               and e["command"].startswith("kubectl apply")), entries
     # the lines a person reads: one confirmation with the total, the serving time and the critical path
     code, out, err = run(capsys, sim_world, "apply", "--express", "--poll", "0.05")
     assert code == 0, err

@@ -67,6 +67,33 @@ def test_recorder_masks_known_secret_values_and_token_shapes(tmp_path):
 # --- a whole headless apply against the emulator ---------------------------------------------------
 
 
+def test_each_thread_records_its_own_step(tmp_path):
+    """Pieces of an express run change the cloud at once: each change names its own step."""
+    import threading
+
+    rec = Recorder(tmp_path / "t.jsonl")
+    rec.step = "1. whatever the page said last"
+    both_inside = threading.Barrier(2)
+
+    def piece(step: str, command: str) -> None:
+        with rec.in_step(step):
+            both_inside.wait(10)
+            rec.record(client="kubernetes", action="create", command=command, outcome="created", ok=True)
+            both_inside.wait(10)
+
+    threads = [threading.Thread(target=piece, args=a) for a in
+               (("2. TPU v6e node pool", "gcloud container node-pools create tpu-pool"),
+                ("3. Namespace and secrets", "kubectl create namespace ns"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    steps = {e["command"].split()[1]: e["step"] for e in read_entries(tmp_path / "t.jsonl")}
+    assert steps == {"container": "2. TPU v6e node pool", "create": "3. Namespace and secrets"}
+    rec.record(client="gke", action="x", command="after", outcome="ok", ok=True)
+    assert read_entries(tmp_path / "t.jsonl")[-1]["step"] == "1. whatever the page said last"
+
+
 def test_a_full_apply_is_recorded_and_printed_without_any_secret(make_sim_world, capsys, tmp_path, monkeypatch):
     world = make_sim_world("fresh", speed=2000)
     monkeypatch.setenv("HF_TOKEN", HF_CANARY)

@@ -239,9 +239,11 @@ class ExpressRun:
             if text and text != last[0]:
                 last[0] = text
                 self._line(p, text)
+        label = f"{p.step}. {p.title}"
         try:
-            self.ctx.step = f"{p.step}. {p.title}"
-            st = RUNNERS[p.id](self.ctx, say, opts)
+            self.ctx.step = label
+            with self.ctx.transcript.in_step(label):  # this piece's changes name it, not another's
+                st = RUNNERS[p.id](self.ctx, say, opts)
         except CloudError as e:
             st = StepState(Status.FAILED, e.message, fix=e.fix, data={"error_kind": e.kind})
         return st, self._at()
