@@ -144,6 +144,24 @@ def test_apply_through_stops_after_that_step(make_sim_world, capsys, tmp_path):
     assert counts(world)["llmisvcs"] == 0
 
 
+def test_a_run_cut_short_before_the_health_route_is_not_taken_for_done(make_sim_world, capsys, tmp_path):
+    """Killed between the replicas becoming Ready and step 5's last action: status says step 5 is
+    not finished (and why), and apply finishes it instead of skipping it."""
+    world = make_sim_world("deployed")
+    ctx = StepContext(DeployConfig(project=world.endpoints["project"]), world.profile(), StateStore(tmp_path / "s"))
+    route = m.health_route_name(ctx.cfg.service)
+    assert ctx.kube().delete(m.HTTPROUTE_API_VERSION, "HTTPRoute", route, ctx.cfg.namespace)
+    code, out, err = run(capsys, world, "status", "--json")
+    five = json.loads(out)["steps"][4]
+    assert five["status"] == "in_progress" and f"health HTTPRoute {route} is not applied yet" in five["summary"]
+    hf, pull = secret_files(tmp_path)
+    code, out, err = run(capsys, world, "apply", "--yes", "--json", "--hf-token-file", str(hf),
+                         "--pull-secret-file", str(pull), "--poll", "0.05")
+    assert code == 0, out[-2000:] + err
+    assert json.loads(out)["steps"][4]["action"] == "ran"
+    assert ctx.kube().get(m.HTTPROUTE_API_VERSION, "HTTPRoute", route, ctx.cfg.namespace) is not None
+
+
 def test_missing_hf_token_exits_2_naming_the_flag_and_the_variable(make_sim_world, capsys, tmp_path):
     world = make_sim_world("cluster-ready")
     _hf, pull = secret_files(tmp_path)

@@ -332,7 +332,25 @@ def _events(session: Any, ns: str) -> list[dict]:
 
 
 def probe(ctx: Any, *, time_scale: float | None = None) -> StepState:
-    """Step 5's state from the live cluster."""
+    """Step 5's state from the live cluster: DONE once every replica is Ready and its last action,
+    the health HTTPRoute, exists (a run cut short between the two is not taken for done)."""
+    st = _probe_replicas(ctx, time_scale=time_scale)
+    if st.status is not Status.DONE:
+        return st
+    cfg = ctx.cfg
+    name = m.health_route_name(cfg.service)
+    try:
+        route = ctx.kube().get(m.HTTPROUTE_API_VERSION, "HTTPRoute", name, cfg.namespace)
+    except CloudError as e:
+        return StepState(Status.FAILED, e.message, fix=e.fix, data={"error_kind": e.kind})
+    if route is None:
+        return StepState(Status.IN_PROGRESS, f"{st.summary} The health HTTPRoute {name} is not applied yet.",
+                         fix="Apply step 5 again: it applies the route (step 5's last action).", data=st.data)
+    return st
+
+
+def _probe_replicas(ctx: Any, *, time_scale: float | None = None) -> StepState:
+    """Step 5's replicas and service from the live cluster (without the health route)."""
     cfg = ctx.cfg
     ts_ = time_scale_of(ctx) if time_scale is None else time_scale
     try:
@@ -368,7 +386,7 @@ def wait_ready(ctx: Any, timeout: float, *, poll: float = 2.0, stop: threading.E
     """Probe until done (or failed when `fail_fast`), stopped, or `timeout` wall seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        st = probe(ctx)
+        st = _probe_replicas(ctx)  # the health route is applied once they are Ready (run())
         if on_state is not None:
             on_state(st)
         if st.status is Status.DONE or (fail_fast and st.status is Status.FAILED) or time.monotonic() >= deadline:
