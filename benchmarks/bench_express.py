@@ -13,7 +13,6 @@ Goal (issue #16): express <= 25 simulated minutes and <= 0.6 x sequential.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import platform
@@ -27,6 +26,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from rhaii_tui.sim.testing import write_secret_files  # noqa: E402 - from this checkout
 
 
 def _env(state: Path) -> dict[str, str]:
@@ -38,14 +39,7 @@ def _env(state: Path) -> dict[str, str]:
 
 
 def _secrets(d: Path) -> tuple[Path, Path]:
-    hf = d / "hf-token"
-    hf.write_text("hf_" + "b3nChMark" * 4 + "\n")
-    auth = base64.b64encode(b"someone:not-a-real-password").decode()
-    pull = d / "pull.yaml"
-    pull.write_text("apiVersion: v1\nkind: Secret\nmetadata:\n  name: rhaiis-pull-secret\n"
-                    "type: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: |\n"
-                    f'    {{"auths": {{"registry.redhat.io": {{"auth": "{auth}"}}}}}}\n')
-    return hf, pull
+    return write_secret_files(d, "hf_" + "b3nChMark" * 4)
 
 
 def _serve(world: Path, env: dict[str, str], speed: float) -> subprocess.Popen:

@@ -17,7 +17,6 @@ Goal (BENCHMARKS.md, "Flaky API"): 10 of 10 at flaky-api's 10%.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import io
 import json
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rhaii_tui.sim.testing import write_secret_files  # noqa: E402 - from this checkout
 
 
 class _Count(logging.Handler):
@@ -45,14 +45,7 @@ class _Count(logging.Handler):
 
 
 def _secrets(tmp: Path) -> tuple[Path, Path]:
-    hf = tmp / "hf-token"
-    hf.write_text("hf_" + "a1B2c3D4" * 4 + "zz\n")
-    auth = base64.b64encode(b"someone:not-a-real-password").decode()
-    pull = tmp / "pull.yaml"
-    pull.write_text("apiVersion: v1\nkind: Secret\nmetadata:\n  name: rhaiis-pull-secret\n"
-                    "type: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: |\n"
-                    f'    {{"auths": {{"registry.redhat.io": {{"auth": "{auth}"}}}}}}\n')
-    return hf, pull
+    return write_secret_files(tmp)
 
 
 def _last_line(text: str) -> str:

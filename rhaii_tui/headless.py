@@ -510,13 +510,32 @@ def _wait_for_needs(ctx: Any, n: int, opts: Any, say: Callable[[str], None]) -> 
                    on_wait=say)
 
 
+def _refuse_early(ctx: Any, opts: Any, pending: list[int], keeper: Any) -> None:
+    """Before an apply (either mode) changes anything: the secrets step 3 needs, step 4's installer
+    directory (NeedsInput), and the deploy lease when a changing step is pending (LeaseHeld)."""
+    from .cloud.gke import CloudError
+    from .steps.registry import NeedsInput, check_secrets_given, installer_dir_problem, secrets_needed
+
+    if 3 in pending:
+        check_secrets_given(ctx, opts, secrets_needed(ctx))
+    if 4 in pending and opts.installer_dir is not None:
+        problem = installer_dir_problem(opts.installer_dir)
+        if problem:
+            raise NeedsInput(4, problem)
+    if any(2 <= n <= 8 for n in pending):
+        try:
+            keeper.ensure(None)
+        except CloudError:
+            pass  # not a lease held by someone else: the first changing step tries again and says why
+
+
 def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lease_ttl: float = 60.0) -> int:
     """Resume the deployment where the environment stands: probe, skip what is done, run the rest in
     order through step `through`, stop at the first failure with its diagnosis."""
     from .cloud.gke import CloudError
     from .lease import LeaseHeld
-    from .steps.registry import (BY_NUMBER, RunOptions, StepBlocked, check_cluster_confirmed, check_secrets_given,
-                                 installer_dir_problem, probe_all, probe_step, secrets_needed, summary)
+    from .steps.registry import (BY_NUMBER, RunOptions, StepBlocked, check_cluster_confirmed, probe_all, probe_step,
+                                 summary)
 
     opts = opts or RunOptions()
     stop = opts.stop = opts.stop or threading.Event()
@@ -570,19 +589,7 @@ def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lea
                 check_cluster_confirmed(ctx, opts)
             except CloudError:
                 pass  # step 2 itself says what is wrong
-        if 3 in pending:
-            check_secrets_given(ctx, opts, secrets_needed(ctx))
-        if 4 in pending and opts.installer_dir is not None:
-            problem = installer_dir_problem(opts.installer_dir)
-            if problem:
-                from .steps.registry import NeedsInput
-
-                raise NeedsInput(4, problem)
-        if any(2 <= n <= 8 for n in pending):
-            try:
-                keeper.ensure(None)
-            except CloudError:
-                pass  # not a lease held by someone else: the first changing step tries again and says why
+        _refuse_early(ctx, opts, pending, keeper)
         reprobe = False
         for n in numbers:
             e = BY_NUMBER[n]
@@ -668,8 +675,7 @@ def run_express(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, l
     from .cloud.gke import CloudError
     from .steps.express import ExpressRun
     from .steps.graph import BY_ID
-    from .steps.registry import (BY_NUMBER, NeedsConfirmation, NeedsInput, RunOptions, StepBlocked,
-                                 check_secrets_given, installer_dir_problem, secrets_needed, summary)
+    from .steps.registry import BY_NUMBER, NeedsConfirmation, RunOptions, StepBlocked, summary
 
     opts = opts or RunOptions()
     stop = opts.stop = opts.stop or threading.Event()
@@ -725,17 +731,7 @@ def run_express(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, l
             if lines:
                 out.line(f"Confirmed with --yes (one confirmation for the whole run): {lines[0]}; "
                          f"total about ${per_day:,.2f}/day.", 2)
-        if 3 in pending:
-            check_secrets_given(ctx, opts, secrets_needed(ctx))
-        if 4 in pending and opts.installer_dir is not None:
-            problem = installer_dir_problem(opts.installer_dir)
-            if problem:
-                raise NeedsInput(4, problem)
-        if any(2 <= n <= 8 for n in pending):
-            try:
-                keeper.ensure(None)
-            except CloudError:
-                pass  # not a lease held by someone else: the first changing piece tries again and says why
+        _refuse_early(ctx, opts, pending, keeper)
         res = run.run()
         for n in numbers:
             last = [run.records[p.id].state for p in run.pieces if p.step == n and run.records[p.id].state]

@@ -7,7 +7,6 @@ of the emulator, which parses bodies with the client libraries' message types.""
 
 from __future__ import annotations
 
-import base64
 import time
 
 import pytest
@@ -16,6 +15,7 @@ from rhaii_tui import cli
 from rhaii_tui.config import DeployConfig, StateStore
 from rhaii_tui.steps import operate, preflight
 from rhaii_tui.steps.context import StepContext
+from rhaii_tui.sim.testing import write_secret_files
 
 import google_discovery as discovery  # tests/: needs google-api-python-client (the test extra)
 
@@ -86,14 +86,7 @@ def clean_env(tmp_path, monkeypatch):
 
 
 def _secret_files(tmp_path):
-    hf = tmp_path / "hf-token"
-    hf.write_text("hf_" + "a1B2c3D4" * 4 + "zz\n")
-    auth = base64.b64encode(b"someone:not-a-real-password").decode()
-    pull = tmp_path / "pull.yaml"
-    pull.write_text("apiVersion: v1\nkind: Secret\nmetadata:\n  name: rhaiis-pull-secret\n"
-                    "type: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: |\n"
-                    f'    {{"auths": {{"registry.redhat.io": {{"auth": "{auth}"}}}}}}\n')
-    return hf, pull
+    return write_secret_files(tmp_path)
 
 
 def test_a_full_deploy_and_day_two_send_only_what_google_defines(sim_world, capsys, tmp_path, clean_env):

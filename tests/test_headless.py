@@ -12,6 +12,7 @@ from rhaii_tui import cli
 from rhaii_tui import manifests as m
 from rhaii_tui.config import DeployConfig, StateStore
 from rhaii_tui.steps.context import StepContext
+from rhaii_tui.sim.testing import EXAMPLE_HF_TOKEN, write_secret_files
 
 PROJECT = "rhaii-demo-project"
 ZONE = "europe-west4-a"
@@ -24,15 +25,8 @@ PW_CANARY = "Canary-Registry-Pa55word-7731"
 from clihelpers import clean_env, run  # noqa: F401 - clean_env is an autouse fixture
 
 
-def secret_files(tmp_path: Path, token: str = "hf_" + "a1B2c3D4" * 4 + "zz") -> tuple[Path, Path]:
-    hf = tmp_path / "hf-token"
-    hf.write_text(token + "\n")
-    auth = base64.b64encode(b"someone:not-a-real-password").decode()
-    pull = tmp_path / "pull.yaml"
-    pull.write_text("apiVersion: v1\nkind: Secret\nmetadata:\n  name: rhaiis-pull-secret\n"
-                    "type: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: |\n"
-                    f'    {{"auths": {{"registry.redhat.io": {{"auth": "{auth}"}}}}}}\n')
-    return hf, pull
+def secret_files(tmp_path: Path, token: str = EXAMPLE_HF_TOKEN) -> tuple[Path, Path]:
+    return write_secret_files(tmp_path, token)
 
 
 def ctx_for(world) -> StepContext:

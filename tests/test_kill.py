@@ -8,7 +8,6 @@ progress line of step n); then one more `apply` runs to completion. Two chains r
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -26,6 +25,7 @@ from rhaii_tui.config import DeployConfig, StateStore
 from rhaii_tui.lease import read_lease
 from rhaii_tui.steps.context import StepContext
 from rhaii_tui.steps.registry import probe_all, summary
+from rhaii_tui.sim.testing import write_secret_files
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = "rhaii-tpu-scaleout-cluster"
@@ -49,14 +49,7 @@ def _env(state: Path) -> dict[str, str]:
 
 
 def _secret_files(d: Path) -> tuple[Path, Path]:
-    hf = d / "hf-token"
-    hf.write_text("hf_" + "k1LlTeSt" * 4 + "ab\n")
-    auth = base64.b64encode(b"someone:not-a-real-password").decode()
-    pull = d / "pull.yaml"
-    pull.write_text("apiVersion: v1\nkind: Secret\nmetadata:\n  name: rhaiis-pull-secret\n"
-                    "type: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: |\n"
-                    f'    {{"auths": {{"registry.redhat.io": {{"auth": "{auth}"}}}}}}\n')
-    return hf, pull
+    return write_secret_files(d, "hf_" + "k1LlTeSt" * 4 + "ab")
 
 
 def _start_world(world_dir: Path, env: dict[str, str]) -> subprocess.Popen:

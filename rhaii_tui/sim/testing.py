@@ -133,3 +133,21 @@ def run_world(state_dir: str | Path, scenario: str = "fresh", speed: float = 200
         yield handle
     finally:
         handle.stop()
+
+
+EXAMPLE_HF_TOKEN = "hf_" + "a1B2c3D4" * 4 + "zz"
+
+
+def write_secret_files(directory: Path, token: str = EXAMPLE_HF_TOKEN) -> tuple[Path, Path]:
+    """An HF token file and a filled-in pull-secret YAML in `directory`, as `apply --hf-token-file
+    --pull-secret-file` take them (the simulated cloud accepts any well-formed values)."""
+    import base64
+
+    hf = directory / "hf-token"
+    hf.write_text(token + "\n")
+    auth = base64.b64encode(b"someone:not-a-real-password").decode()
+    pull = directory / "pull.yaml"
+    pull.write_text("apiVersion: v1\nkind: Secret\nmetadata:\n  name: rhaiis-pull-secret\n"
+                    "type: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: |\n"
+                    f'    {{"auths": {{"registry.redhat.io": {{"auth": "{auth}"}}}}}}\n')
+    return hf, pull
