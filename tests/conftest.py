@@ -18,6 +18,21 @@ import pytest
 import pytest_asyncio
 
 
+@pytest.fixture(autouse=True)
+def _notifications_kept(monkeypatch):
+    """Every notification an app made, kept on the app (`_notes_seen`) so a timed-out wait can report
+    the ones that already expired (pilothelpers.until)."""
+    from textual.app import App
+
+    original = App.notify
+
+    def notify(self, message, *args, **kwargs):
+        self.__dict__.setdefault("_notes_seen", []).append(str(message))
+        return original(self, message, *args, **kwargs)
+
+    monkeypatch.setattr(App, "notify", notify)
+
+
 @pytest.fixture
 def make_sim_world(tmp_path):
     from rhaii_tui.sim.testing import run_world

@@ -23,6 +23,9 @@ def _seen(pilot: Any) -> str:
     app = pilot.app
     try:
         notes = [n.message for n in app._notifications]
-        return f" (screen {type(app.screen).__name__}, notifications {notes})"
+        seen = app.__dict__.get("_notes_seen", [])[-8:]  # conftest keeps them, expired ones too
+        page = getattr(app, "current_page", None)
+        where = f"{type(app.screen).__name__}" + (f" / {type(page).__name__}" if page is not None else "")
+        return f" (screen {where}, notifications {notes}, the last made {seen})"
     except Exception:  # noqa: BLE001 - a report detail only
         return ""
