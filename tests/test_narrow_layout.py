@@ -49,9 +49,12 @@ def test_step_5_at_80_columns_shows_every_pods_stage_time_and_unique_suffix():
                           "In stage"):
                 assert shown in text, (shown, text)
             # a failure stage stays whole (the stage column takes the room left)
-            table.upsert(table.row_keys()[2], {"stage": "Init:ErrImagePull", "severity": "red"})
-            await pilot.pause()
-            assert "Init:ErrImagePull" in screen_text(app), screen_text(app)
+            for stage in ("Init:ErrImagePull", "Init:CrashLoopBackOff", "Init:ImagePullBackOff"):
+                table.upsert(table.row_keys()[2], {"stage": stage, "severity": "red"})
+                await pilot.pause()
+                assert stage in screen_text(app), (table.size.width, table.column_width("stage"), screen_text(app))
+            # the In stage column as wide as its longest text: the guide's estimates stay whole too
+            assert "7m (3-5m)" in screen_text(app) and "40s (30-60s)" in screen_text(app)
 
     asyncio.run(walk())
 

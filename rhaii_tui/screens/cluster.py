@@ -116,7 +116,7 @@ class ClusterScreen(StepScreen):
 
     DEFAULT_CSS = """
     ClusterScreen {
-        .step-state { max-height: 2; text-wrap: nowrap; text-overflow: ellipsis; }
+        .step-state { max-height: 4; }  /* wraps: the summary and its fix, whole at 80 columns */
         .step-commands CommandList { max-height: 4; }
         #cl-body { height: 1fr; padding: 0 1 0 0; }
         #cl-plan { display: none; }

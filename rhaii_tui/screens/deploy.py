@@ -131,7 +131,7 @@ class DeployScreen(WatchingScreen):
 
     DEFAULT_CSS = """
     DeployScreen {
-        .step-state { max-height: 2; }  /* wraps (one line, with an ellipsis, below 110 columns) */
+        .step-state { max-height: 3; }  /* wraps: whole at 80 columns */
         .step-commands CommandList { max-height: 3; }
         .step-purpose { max-height: 2; }
         .step-body { margin: 0; }

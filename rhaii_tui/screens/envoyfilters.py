@@ -122,7 +122,7 @@ class EnvoyFiltersScreen(ProbingScreen):
 
     DEFAULT_CSS = """
     EnvoyFiltersScreen {
-        .step-state { text-wrap: nowrap; text-overflow: ellipsis; }  /* the list below says it in full */
+        .step-state { max-height: 4; }  /* wraps: whole at 80 columns */
         .step-commands CommandList { max-height: 4; }
         #ef-actions { height: 1; margin: 0 1 0 0; }
         #ef-apply { margin: 0 1 0 0; min-width: 9; }

@@ -278,7 +278,7 @@ class EppSidecarScreen(ProbingScreen):
 
     DEFAULT_CSS = """
     EppSidecarScreen {
-        .step-state { text-wrap: nowrap; text-overflow: ellipsis; }  /* the pane below says it in full */
+        .step-state { max-height: 4; }  /* wraps: whole at 80 columns */
         .step-commands CommandList { max-height: 4; }
         #epp-why { height: auto; margin: 0 1 1 0; }
         #epp-actions { height: 1; margin: 0 1 0 0; }

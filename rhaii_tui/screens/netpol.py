@@ -82,7 +82,7 @@ class NetpolScreen(ProbingScreen):
 
     DEFAULT_CSS = """
     NetpolScreen {
-        .step-state { max-height: 2; }  /* wraps (one line, with an ellipsis, below 110 columns) */
+        .step-state { max-height: 3; }  /* wraps: whole at 80 columns */
         .step-purpose { max-height: 3; }
         .step-commands CommandList { max-height: 3; }
         .step-body { margin: 0; }

@@ -315,7 +315,7 @@ class OperatorsScreen(WatchingScreen):
 
     DEFAULT_CSS = """
     OperatorsScreen {
-        .step-state { text-wrap: nowrap; text-overflow: ellipsis; }  /* the panels below say it in full */
+        .step-state { max-height: 4; }  /* wraps: whole at 80 columns */
         .step-commands CommandList { max-height: 3; }
         .step-body { margin: 0; }
         #op-actions { height: 1; margin: 0 1 0 0; }
@@ -355,8 +355,8 @@ class OperatorsScreen(WatchingScreen):
         with Horizontal(id="op-actions"):
             yield Button("Install operators", id="op-install", compact=True, variant="primary",
                          tooltip="Run the rhaii-on-xks installer (i); idempotent")
-            yield Input(placeholder="rhaii-on-xks checkout (when the installer runs on this machine)",
-                        id="op-checkout", compact=True)
+            yield Input(placeholder="rhaii-on-xks path (optional)", id="op-checkout", compact=True,
+                        tooltip="The rhaii-on-xks checkout, when the installer runs on this machine")
         yield Label(Content.styled("not connected to a cloud yet", "$text-muted"), id="op-watch")
         yield OperatorStatusTable(id="op-table")
         yield Static(id="op-detail")  # the highlighted row's detail, whole, when the table cuts it

@@ -118,7 +118,7 @@ class PreflightScreen(StepScreen):
 
     DEFAULT_CSS = """
     PreflightScreen {
-        .step-state { max-height: 2; text-wrap: nowrap; text-overflow: ellipsis; }
+        .step-state { max-height: 4; }  /* wraps: the summary and its fix, whole at 80 columns */
         .step-commands CommandList { max-height: 4; }
         #pf-body { height: 1fr; padding: 0 1 0 0; }
         #pf-actions { height: 1; margin: 0 0 1 0; }

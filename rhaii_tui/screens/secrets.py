@@ -72,7 +72,7 @@ class SecretsScreen(StepScreen):
 
     DEFAULT_CSS = """
     SecretsScreen {
-        .step-state { max-height: 2; text-wrap: nowrap; text-overflow: ellipsis; }
+        .step-state { max-height: 4; }  /* wraps: the summary and its fix, whole at 80 columns */
         .step-commands CommandList { max-height: 4; }
         #sc-body { height: 1fr; padding: 0 1 0 0; }
         #sc-preview { height: auto; border: round $primary 50%; border-title-color: $accent;

@@ -448,13 +448,13 @@ class LogPane(Vertical):
 
 
 def stream_summary(states: Mapping[str, str]) -> str:
-    """'streams: 3 following, r2 main reconnecting (attempt 2, ...)'."""
+    """'streams: 3 live, r2 main reconnecting (attempt 2, ...)' (short: the status is one line)."""
     following = [k for k, v in states.items() if v == "following"]
     ended = [k for k, v in states.items() if v.startswith(("terminated", "pod deleted", "stopped"))]
     other = [(k, v) for k, v in states.items() if k not in following and k not in ended]
     parts = []
     if following:
-        parts.append(f"{len(following)} following")
+        parts.append(f"{len(following)} live")
     if ended:
         parts.append(f"{len(ended)} ended")
     for k, v in other:

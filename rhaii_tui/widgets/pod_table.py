@@ -96,6 +96,9 @@ class KeyedTable(DataTable):
         self._fit_columns_to_width()
         self._fit_fill_column()
 
+    def watch_show_vertical_scrollbar(self, _shown: bool) -> None:
+        self._fit_fill_column()  # the fill column gives the scrollbar its room (and takes it back)
+
     # the columns shown at this width ---------------------------------------------------------------
     @property
     def fill_column(self) -> str | None:
@@ -179,7 +182,8 @@ class KeyedTable(DataTable):
         minimum = spec.get(fill) or 10
         pad = 2 * self.cell_padding
         used = sum((w or 0) + pad for k, w in spec.items() if k != fill)
-        width = max(minimum, self.size.width - used - pad - 1)
+        scrollbar = self.styles.scrollbar_size_vertical if self.show_vertical_scrollbar else 0
+        width = max(minimum, self.size.width - used - pad - scrollbar)
         column = self.columns.get(fill)  # type: ignore[call-overload]
         if column is not None and column.width != width:
             column.width = width
@@ -388,10 +392,42 @@ class PodTableWidget(KeyedTable):
     )
     NARROW_FILL_COLUMN = "stage"
     NARROW_BELOW = 70
+    NARROW_IN_STAGE = (8, 14)
+    """Narrow: the In stage column as wide as its longest text within these bounds ("7m (3-5m)" or
+    "-"), so that the stage column keeps the rest ("Init:CrashLoopBackOff" whole at 80 columns)."""
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.labels: dict[str, str] = {}  # key -> r1 / EPP
+
+    def upsert(self, key: str, cells: Mapping[str, Any]) -> bool:
+        added = super().upsert(key, cells)
+        self._fit_in_stage()
+        return added
+
+    def remove(self, key: str) -> bool:
+        removed = super().remove(key)
+        self._fit_in_stage()
+        return removed
+
+    def on_resize(self) -> None:
+        super().on_resize()
+        self._fit_in_stage()
+
+    def _fit_in_stage(self) -> None:
+        if not self.narrow or "in_stage" not in self.column_keys:
+            return
+        low, high = self.NARROW_IN_STAGE
+        longest = max((len(shown.get("in_stage", ("", ""))[0]) for shown in self._shown.values()), default=0)
+        width = max(low, min(high, longest))
+        if width == self.column_width("in_stage"):
+            return
+        self.columns_spec = tuple((k, label, width if k == "in_stage" else w) for k, label, w in self.columns_spec)
+        self.columns[ColumnKey("in_stage")].width = width  # type: ignore[index]
+        self._update_count += 1
+        self._require_update_dimensions = True
+        self.refresh(layout=True)
+        self._fit_fill_column()
 
     def extra_cells(self, key: str, cells: Mapping[str, Any]) -> Mapping[str, Any]:
         out = dict(cells)
