@@ -34,6 +34,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from textual import events
 from textual.app import App, ComposeResult, ScreenStackError
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -124,6 +125,12 @@ def _first_sentence(text: str) -> str:
     return head + ("." if dot else "")
 
 
+def _shown_alike(a: Any, b: Any) -> bool:
+    """Two step states that show the same (status, summary, detail, fix): a re-probe that finds
+    the same leaves the sidebar and the page alone."""
+    return all(getattr(a, k, None) == getattr(b, k, None) for k in ("status", "summary", "detail", "fix"))
+
+
 class RhaiiApp(App[int]):
     """The rhaii-tui wizard."""
 
@@ -153,6 +160,11 @@ class RhaiiApp(App[int]):
 
     REPROBE_SECONDS = REPROBE_SECONDS
     """How often every step is probed again, so that the sidebar follows the cloud whoever changed it."""
+    REPROBE_QUIET_SECONDS = 60.0
+    """The re-probe's period once nothing happens: no key or click for QUIET_AFTER_SECONDS and no
+    re-probe found a change for as long. The page on show follows its own watches all along; the
+    other steps then follow within a minute, for a wizard left open to watch (idle CPU)."""
+    QUIET_AFTER_SECONDS = 120.0
     REAUTH_QUIET_SECONDS = 120.0
     """After [Later], new credentials failures stay quiet this long (ctrl+r or the palette still work)."""
     REAUTH_GRACE_SECONDS = 3.0
@@ -177,6 +189,8 @@ class RhaiiApp(App[int]):
         self._resume = resume  # once connected: probe every step and show where the deployment stands
         self._explicit_start = start_step is not None  # told where to start: the probes only fill the sidebar
         self._probed_once = False  # the start-up probe ran: the periodic re-probe may follow
+        self._active_at = time.monotonic()  # the last key, click or change the re-probe found
+        self._reprobed_at = 0.0
         self._probe_sourced: set[int] = set()  # steps whose state came from that probe, not from their page
         self.resume_screen: Any = None  # the ResumeScreen once shown
         self._lease_keeper: Any = None  # screens/lease_ui.WizardLease, made on first use (not before the first frame)
@@ -231,6 +245,11 @@ class RhaiiApp(App[int]):
             self.call_after_refresh(self._start_connecting)
         self.set_interval(LEASE_POLL_SECONDS, self._poll_lease)
         self.set_interval(self.REPROBE_SECONDS, self._reprobe)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.MouseDown)):
+            self._active_at = time.monotonic()  # someone is here: the re-probe keeps its full pace
+        await super().on_event(event)
 
     async def on_unmount(self) -> None:
         """The app is closing (a quit, or a test's run_test ending): give the deploy lease back and
@@ -329,6 +348,11 @@ class RhaiiApp(App[int]):
             return
         if any(w.group == "reprobe" and not w.is_finished for w in self.workers):
             return  # a slow cloud: the last round still runs
+        now = time.monotonic()
+        if (now - self._active_at > self.QUIET_AFTER_SECONDS
+                and now - self._reprobed_at < self.REPROBE_QUIET_SECONDS - self.REPROBE_SECONDS / 2):
+            return  # nothing happened for a while: a round a minute
+        self._reprobed_at = now
         from .steps.registry import STEPS, probe_all
 
         loop = self._loop
@@ -537,7 +561,10 @@ class RhaiiApp(App[int]):
             old = self.step_states.get(number)
             if old is not None and status_of(old) == status_of(state) and number not in self._probe_sourced:
                 return  # the page's own reading says the same, with its own (richer) words
+            if old is not None and _shown_alike(old, state):
+                return  # nothing a user would see changed: no repaint every round (idle CPU)
             self._probe_sourced.add(number)
+            self._active_at = time.monotonic()  # the cloud changed: re-probe at the full pace again
         elif from_probe:
             if number in self.step_states and number not in self._probe_sourced:
                 return

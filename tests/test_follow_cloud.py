@@ -4,6 +4,7 @@ the same step logic `rhaii-tui ops teardown` runs, on another connection) shows 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -83,3 +84,43 @@ async def test_sidebar_follows_the_headless_cli_tearing_the_cluster_down(make_si
         page = app.current_page  # Operate says it too
         await until(pilot, lambda: status(12) != "done", timeout=60, what="Operate to follow")
         assert page.step_state is app.step_states[12]
+
+
+@pytest.mark.asyncio
+async def test_left_alone_the_wizard_re_probes_once_a_minute_and_a_key_brings_the_full_pace_back(
+        make_sim_world, tmp_path, monkeypatch):
+    """Idle CPU (issue 15): with nobody at the keyboard and nothing changing, the re-probe of every
+    step slows to REPROBE_QUIET_SECONDS; a key press (or a change the re-probe finds) restores the pace."""
+    from rhaii_tui.steps import registry
+
+    monkeypatch.setattr(RhaiiApp, "REPROBE_SECONDS", 0.2)
+    monkeypatch.setattr(RhaiiApp, "QUIET_AFTER_SECONDS", 1.0)
+    monkeypatch.setattr(RhaiiApp, "REPROBE_QUIET_SECONDS", 3600.0)  # "quiet" here: no round within the test
+    rounds: list[float] = []
+    real = registry.probe_all
+
+    def counted(ctx, *a, **kw):
+        if kw.get("steps") is not None:  # a re-probe round (the start-up probe takes every step)
+            rounds.append(time.monotonic())
+        return real(ctx, *a, **kw)
+
+    monkeypatch.setattr(registry, "probe_all", counted)
+    world = make_sim_world("deployed")
+    cfg = DeployConfig(project=world.endpoints["project"], cluster=CLUSTER, replicas=3)
+    app = RhaiiApp(cfg, profile=world.profile(), state_store=StateStore(tmp_path / "a"), start_step=0,
+                   resume=True)
+
+    def quiet_for(seconds: float) -> bool:
+        running = any(w.group == "reprobe" and not w.is_finished for w in app.workers)
+        return not running and time.monotonic() - app._active_at > RhaiiApp.QUIET_AFTER_SECONDS + seconds
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.start_page_ready.wait()
+        await until(pilot, lambda: len(rounds) >= 2, timeout=60, what="re-probe rounds at the full pace")
+        # nobody types and nothing changes: past QUIET_AFTER_SECONDS the rounds stop
+        await until(pilot, lambda: quiet_for(0.5), timeout=60, what="a quiet wizard")
+        quiet = len(rounds)
+        await until(pilot, lambda: quiet_for(2.0), timeout=60, what="more quiet")
+        assert len(rounds) <= quiet + 1, rounds  # (at most a round that had just started)
+        await pilot.press("down")  # someone is back
+        await until(pilot, lambda: len(rounds) >= quiet + 3, timeout=60, what="the full pace again")

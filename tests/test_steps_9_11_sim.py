@@ -105,9 +105,9 @@ def test_after_a_kserve_upgrade_steps_6_and_9_say_what_changed_and_reapplying_re
 
 
 def test_the_probe_sends_a_completion_only_when_something_changed(make_sim_world, tmp_path, monkeypatch):
-    """A wizard left open re-probes every 15 s: step 9's probe sends its completion through the
-    customer's gateway once, then reuses it while the service, the gateway and the pods are the
-    same; a change (here a pod's labels) sends one again. /health is read every time."""
+    """A wizard left open re-probes every 15 s: step 9's probe calls the service through the
+    customer's gateway once (/health, /v1/models, a completion), then reuses those answers while the
+    service, the gateway and the pods are the same; a change (here a pod's labels) calls again."""
     from rhaii_tui.cloud.inference import InferenceClient
 
     sent: list[str] = []
@@ -120,15 +120,16 @@ def test_the_probe_sends_a_completion_only_when_something_changed(make_sim_world
     first = verify.probe(ctx)
     assert first.status is Status.DONE and sent.count("complete") == 1
     again = verify.probe(ctx)
-    assert again.status is Status.DONE and sent.count("complete") == 1 and sent.count("health") == 2
-    reused = next(c for c in again.data["checks"] if c["key"] == "completion")
-    assert "nothing changed since" in reused["evidence"]
+    assert again.status is Status.DONE and sent.count("complete") == 1 and sent.count("health") == 1
+    for key in ("health", "models", "completion"):
+        reused = next(c for c in again.data["checks"] if c["key"] == key)
+        assert "nothing changed since" in reused["evidence"], reused
     kube = ctx.kube()
     pod = verify.read_live(ctx, kube).ready_pods[0]
     pod["metadata"].setdefault("labels", {})["rhaii-test"] = "touched"
     kube.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod["metadata"]["name"],
                 "namespace": ctx.cfg.namespace, "labels": pod["metadata"]["labels"]}}, ctx.cfg.namespace)
-    assert verify.probe(ctx).status is Status.DONE and sent.count("complete") == 2
+    assert verify.probe(ctx).status is Status.DONE and sent.count("complete") == 2 and sent.count("health") == 2
 
 
 def test_deployed_scenario_passes_steps_9_to_11(make_sim_world, tmp_path):

@@ -479,10 +479,10 @@ _FIX = {
 
 
 QUICK_REUSE_SECONDS = 120.0
-"""How long a passed completion check of the probe's quick checks stands while the service, the
+"""How long the passed calls (health, models, completion) of the probe's quick checks stand while the service, the
 gateway and its pods are unchanged. A wizard left open re-probes every step every 15 s: without
 this each round would send a completion through the customer's gateway (in their logs, metrics and
-cache statistics). The object checks, /health and /v1/models are read every time."""
+cache statistics). The objects (service, pods, gateway, health route) are read every time."""
 
 
 def _fingerprint(live: LiveState) -> tuple:
@@ -528,26 +528,28 @@ def run_verify(ctx: Any, on_result: Callable[[CheckResult], None] | None = None,
     if access.via == VIA_GATEWAY:  # the health route is the gateway's; the service proxy bypasses it
         add(check_health_route(ctx, kube))
 
+    reuse_key = (ctx.cfg.project, ctx.cfg.zone, ctx.cfg.cluster, ctx.cfg.namespace, ctx.cfg.service,
+                 access.via, _fingerprint(live))
+    last = memo.get("verify-quick") if memo is not None and quick else None
+    if last is not None and last[0] == reuse_key and time.monotonic() - last[1] < QUICK_REUSE_SECONDS:
+        ago = int(time.monotonic() - last[1])
+        for c in last[2]:
+            add(dataclasses.replace(c, evidence=f"{c.evidence} (sent {ago} s ago; nothing changed since)"))
+        return out
     with access.client(timeout_s) as client:
         t0 = time.perf_counter()
-        add(_call_check("health", "GET /health", client.health(), _FIX["health"], t0))
+        calls = [add(_call_check("health", "GET /health", client.health(), _FIX["health"], t0))]
         t0 = time.perf_counter()
-        add(_call_check("models", "GET /v1/models lists /mnt/models", client.models(), _FIX["models"], t0))
-        reuse_key = (ctx.cfg.project, ctx.cfg.zone, ctx.cfg.cluster, ctx.cfg.namespace, ctx.cfg.service,
-                     access.via, _fingerprint(live))
-        last = memo.get("verify-completion") if memo is not None and quick else None
-        if last is not None and last[0] == reuse_key and time.monotonic() - last[1] < QUICK_REUSE_SECONDS:
-            ago = int(time.monotonic() - last[1])
-            add(dataclasses.replace(last[2], evidence=f"{last[2].evidence} (sent {ago} s ago; nothing changed since)"))
-        else:
-            t0 = time.perf_counter()
-            done = add(_call_check("completion", "POST /v1/completions returns choices",
-                                   client.complete(COMPLETION_PROMPT, max_tokens=20), _FIX["completion"], t0))
-            if memo is not None and quick:
-                if done.ok is True:
-                    memo["verify-completion"] = (reuse_key, time.monotonic(), done)
-                else:
-                    memo.pop("verify-completion", None)
+        calls.append(add(_call_check("models", "GET /v1/models lists /mnt/models", client.models(), _FIX["models"],
+                                     t0)))
+        t0 = time.perf_counter()
+        calls.append(add(_call_check("completion", "POST /v1/completions returns choices",
+                                     client.complete(COMPLETION_PROMPT, max_tokens=20), _FIX["completion"], t0)))
+        if memo is not None and quick:
+            if all(c.ok is True for c in calls):
+                memo["verify-quick"] = (reuse_key, time.monotonic(), calls)
+            else:
+                memo.pop("verify-quick", None)
         if not quick:
             t0 = time.perf_counter()
             add(_call_check("chat", "POST /v1/chat/completions returns choices",
