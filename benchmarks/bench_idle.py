@@ -15,7 +15,10 @@ is measured the same way in the same run. Reported: % of one core over the windo
 times on screen are guide times, so at 30x a minute-precision age changes every 2 s; `--speed 1` is
 a real cloud's pace.
 
-Command: `python benchmarks/bench_idle.py [--window 20] [--settle 10] [--pages 0,5,12] [--speed 1] [--probe]`
+`--aged M` lets M simulated minutes pass first (the emulator's `/_emu/fast-forward`): pods older than
+10 minutes show ages to the minute, as kubectl does, so nothing on screen changes but once a minute.
+
+Command: `python benchmarks/bench_idle.py [--window 20] [--settle 10] [--pages 0,5,12] [--speed 1] [--probe] [--aged 20]`
 """
 
 from __future__ import annotations
@@ -88,6 +91,18 @@ def one_page(page: int, state_dir: str, settle: float, window: float, probe: boo
     return asyncio.run(_measure(app, ready, settle, window))
 
 
+def _fast_forward(state_dir: str, seconds: float) -> None:
+    """Let `seconds` of simulated time pass in the world at once (the emulator's control API)."""
+    import urllib.request
+
+    ep = json.loads((Path(state_dir) / "endpoints.json").read_text())
+    req = urllib.request.Request(ep["google_api"].rstrip("/") + "/_emu/fast-forward", method="POST",
+                                 data=json.dumps({"seconds": seconds}).encode(),
+                                 headers={"Authorization": f"Bearer {ep['token']}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:  # noqa: S310 - the local emulator
+        r.read()
+
+
 def _child(args: list[str]) -> dict:
     out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, timeout=600)
     if out.returncode != 0:
@@ -107,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--speed", type=float, default=None, help="simulated seconds per second (default: the emulator's)")
     p.add_argument("--probe", action="store_true",
                    help="the start-up probe and the periodic re-probe run (as in the CLI)")
+    p.add_argument("--aged", type=float, default=0.0,
+                   help="simulated minutes to let pass before measuring (/_emu/fast-forward): pods older than "
+                        "10 min show their age to the minute, as kubectl does, so their ages change once a minute")
     p.add_argument("--one", help=argparse.SUPPRESS)  # child: "minimal" or a page number
     p.add_argument("--state-dir", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -124,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                       if ln.startswith("model name")), "?")
     speed = f", world speed {args.speed:g}" if args.speed is not None else ""
     speed += ", with probes" if args.probe else ""
+    speed += f", world aged {args.aged:g} min" if args.aged else ""
     print(f"# machine: {m}, CPU {cpu_model}, load {_load()}; window {args.window:.0f} s, settle {args.settle:.0f} s{speed}")
     common = ["--window", str(args.window), "--settle", str(args.settle)] + (["--probe"] if args.probe else [])
     with tempfile.TemporaryDirectory(prefix="rhaii-idle-") as d:
@@ -138,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                 if world.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit("the simulated world did not start")
                 time.sleep(0.2)
+            if args.aged:
+                _fast_forward(d, args.aged * 60)
             print("| page | CPU % of a core | RSS MB | load |")
             print("|---|---|---|---|")
             base = _child(["--one", "minimal", *common])

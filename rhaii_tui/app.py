@@ -190,7 +190,7 @@ class RhaiiApp(App[int]):
         self._explicit_start = start_step is not None  # told where to start: the probes only fill the sidebar
         self._probed_once = False  # the start-up probe ran: the periodic re-probe may follow
         self._active_at = time.monotonic()  # the last key, click or change the re-probe found
-        self._reprobed_at = 0.0
+        self._reprobed_at = -float("inf")  # (a monotonic clock may start near zero: a fresh machine)
         self._probe_sourced: set[int] = set()  # steps whose state came from that probe, not from their page
         self.resume_screen: Any = None  # the ResumeScreen once shown
         self._lease_keeper: Any = None  # screens/lease_ui.WizardLease, made on first use (not before the first frame)

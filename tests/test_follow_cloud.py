@@ -94,7 +94,7 @@ async def test_left_alone_the_wizard_re_probes_once_a_minute_and_a_key_brings_th
     from rhaii_tui.steps import registry
 
     monkeypatch.setattr(RhaiiApp, "REPROBE_SECONDS", 0.2)
-    monkeypatch.setattr(RhaiiApp, "QUIET_AFTER_SECONDS", 1.0)
+    monkeypatch.setattr(RhaiiApp, "QUIET_AFTER_SECONDS", 3600.0)  # at first: someone is here
     monkeypatch.setattr(RhaiiApp, "REPROBE_QUIET_SECONDS", 3600.0)  # "quiet" here: no round within the test
     rounds: list[float] = []
     real = registry.probe_all
@@ -112,12 +112,13 @@ async def test_left_alone_the_wizard_re_probes_once_a_minute_and_a_key_brings_th
 
     def quiet_for(seconds: float) -> bool:
         running = any(w.group == "reprobe" and not w.is_finished for w in app.workers)
-        return not running and time.monotonic() - app._active_at > RhaiiApp.QUIET_AFTER_SECONDS + seconds
+        return not running and time.monotonic() - app._active_at > app.QUIET_AFTER_SECONDS + seconds
 
     async with app.run_test(size=(120, 40)) as pilot:
         await app.start_page_ready.wait()
         await until(pilot, lambda: len(rounds) >= 2, timeout=60, what="re-probe rounds at the full pace")
         # nobody types and nothing changes: past QUIET_AFTER_SECONDS the rounds stop
+        app.QUIET_AFTER_SECONDS = 1.0
         await until(pilot, lambda: quiet_for(0.5), timeout=60, what="a quiet wizard")
         quiet = len(rounds)
         await until(pilot, lambda: quiet_for(2.0), timeout=60, what="more quiet")

@@ -372,3 +372,32 @@ def test_a_world_whose_directory_was_deleted_and_made_again_stops(tmp_path):
             with contextlib.suppress(OSError):
                 os.kill(p, signal.SIGKILL)
                 os.waitpid(p, 0)
+
+
+def test_the_control_api_fast_forwards_simulated_time_and_every_pod_grows_older(make_sim_world):
+    """`POST /_emu/fast-forward {"seconds": N}`: N simulated seconds pass at once; pods' ages (from
+    their creationTimestamp against the cluster's clock) grow by N. Bad values get Google's 400."""
+    import httpx
+
+    from rhaii_tui.config import DeployConfig
+    from rhaii_tui.steps.context import StepContext
+    from rhaii_tui.steps.podlife import to_epoch
+
+    world = make_sim_world("deployed", speed=1)
+    url, auth = f"{world.google_url}/_emu/", {"Authorization": f"Bearer {world.endpoints['token']}"}
+    ctx = StepContext(DeployConfig(project=world.endpoints["project"]), world.profile(), None)
+    kube = ctx.kube()
+
+    def oldest_age() -> float:
+        clock = httpx.get(url + "clock", headers=auth, timeout=10).json()["now_s"]
+        return clock - min(to_epoch(p["metadata"]["creationTimestamp"])
+                           for p in kube.list("v1", "Pod", ctx.cfg.namespace))
+
+    before = oldest_age()
+    r = httpx.post(url + "fast-forward", headers=auth, json={"seconds": 1200}, timeout=30)
+    assert r.status_code == 200 and r.json()["skipped_s"] == 1200
+    assert 1200 <= oldest_age() - before < 1200 + 60
+    for bad in ({"seconds": 0}, {"seconds": "ten"}, {"seconds": True}, {}, {"seconds": 1e12}):
+        r = httpx.post(url + "fast-forward", headers=auth, json=bad, timeout=10)
+        assert r.status_code == 400 and r.json()["error"]["status"] == "INVALID_ARGUMENT", (bad, r.text)
+    assert httpx.post(url + "fast-forward", json={"seconds": 5}, timeout=10).status_code == 401  # control needs the token

@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import math
 import random
 import re
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
@@ -36,6 +37,7 @@ Handler = Callable[..., Awaitable[Any]]
 # The project of the OAuth client behind `gcloud auth application-default login`: Google names it as
 # the consumer when user credentials without a quota project call a client-based API.
 ADC_CLIENT_PROJECT_NUMBER = "764086051850"
+MAX_FAST_FORWARD_S = 30 * 86400.0  # /_emu/fast-forward: at most 30 simulated days at once
 
 VALID_VERSIONS = [GKE_VERSION, "1.33.4-gke.1350000", "1.32.9-gke.1108000", "1.31.13-gke.1023000"]
 
@@ -462,6 +464,7 @@ class GoogleApi:
             R("GET", r"/_emu/health", self.emu_health, auth=False, control=True),
             R("GET", r"/_emu/state", self.emu_state, control=True),
             R("GET", r"/_emu/clock", self.emu_clock, control=True),
+            R("POST", r"/_emu/fast-forward", self.emu_fast_forward, control=True),
             R("POST", r"/_emu/revoke-token", self.emu_revoke, control=True),
             R("POST", r"/_emu/restore-token", self.emu_restore, control=True),
             R("POST", r"/_emu/login", self.emu_login, control=True),
@@ -533,6 +536,17 @@ class GoogleApi:
     async def emu_clock(self, request, body):
         """The simulated clock (seconds; only differences mean anything) and its speed."""
         return {"clock": "simulated", "now_s": self.world.clock.sim_now(), "speed": self.world.clock.speed}
+
+    async def emu_fast_forward(self, request, body):
+        """Let simulated time pass at once ({"seconds": N}): running operations and the clusters'
+        controllers move on, and every age grows by N (a rehearsal's skip ahead; a benchmark's old pods)."""
+        seconds = body.get("seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) \
+                or not math.isfinite(seconds) or not 0 < seconds <= MAX_FAST_FORWARD_S:
+            raise GoogleError(400, "INVALID_ARGUMENT",
+                              f"seconds: a number of simulated seconds in (0, {MAX_FAST_FORWARD_S:.0f}].")
+        await self.world.fast_forward(float(seconds))
+        return {"clock": "simulated", "now_s": self.world.clock.sim_now(), "skipped_s": float(seconds)}
 
     async def emu_revoke(self, request, body):
         self.world.revoke_token()
