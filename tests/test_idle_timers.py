@@ -305,3 +305,27 @@ def test_step_4_ticks_when_an_age_changes_but_never_more_than_once_a_second():
     assert page.next_tick_in(live(1.0)) == page.TICK_SECONDS  # not ready yet: every second
     page.view = view(("waiting", None))
     assert page.next_tick_in(live(1.0)) is None  # nothing on show depends on time
+
+
+@pytest.mark.asyncio
+async def test_a_finished_operation_bar_has_no_timer_and_still_shows_its_progress():
+    """Step 2's bars: Textual's ProgressBar refreshes every second for its ETA (not shown here); a
+    bar that is done (or waiting) runs no timer at all, and a report still repaints it."""
+    from textual.app import App
+    from textual.widgets import ProgressBar
+
+    from rhaii_tui.widgets.op_progress import PhaseProgress
+
+    class BarApp(App):
+        def compose(self):
+            yield PhaseProgress("Control plane", 300, id="bar")
+
+    app = BarApp()
+    async with app.run_test(size=(120, 10)) as pilot:
+        bar = app.query_one(PhaseProgress)
+        bar.finish("done")
+        await pilot.pause()
+        inner = bar.query_one(ProgressBar)
+        running = [t for w in (bar, inner) for t in _armed_timers(w) if t._active.is_set()]  # (paused: asleep)
+        assert running == []
+        assert inner.percentage == 1.0 and "100%" in str(inner.query_one("#percentage").render())

@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
@@ -56,6 +57,15 @@ def fmt_expected(seconds: float) -> str:
         return f"~{round(s / 60)} min"
     return f"~{s / 3600:.1f} h"
 
+
+
+class QuietProgressBar(ProgressBar):
+    """Textual's ProgressBar without its once-a-second refresh, which is there for the ETA countdown
+    (not shown here): the bar repaints only when its progress changes (idle CPU, issue 15)."""
+
+    def on_mount(self, event: events.Mount) -> None:
+        event.prevent_default()  # ProgressBar.on_mount would start the 1 s interval
+        self.update()
 
 class PhaseProgress(Vertical):
     """A labelled progress bar with elapsed vs expected."""
@@ -99,7 +109,7 @@ class PhaseProgress(Vertical):
         with Horizontal(classes="phase-row"):
             yield Label(self._mark(), classes="phase-mark")
             yield Label(self.label, classes="phase-label")
-            yield ProgressBar(total=100, show_eta=False, show_percentage=True)
+            yield QuietProgressBar(total=100, show_eta=False, show_percentage=True)
             yield Label("", classes="phase-time")
         # what the operation reports, whole on its own line under the bar (it never fits beside it)
         yield Label("", classes="phase-note", markup=False)
