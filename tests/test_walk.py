@@ -124,7 +124,9 @@ async def click(pilot, selector: str) -> None:
     """Click a button of the page on show (scrolled into view first, as a user would)."""
     app = pilot.app
     button = app.screen.query_one(selector, Button)
-    await until(pilot, lambda: not button.disabled, timeout=STEP, what=f"{selector} enabled")
+    # (and not in its 0.2 s press animation, during which Textual's Button drops a click)
+    await until(pilot, lambda: not button.disabled and not button.has_class("-active"), timeout=STEP,
+                what=f"{selector} enabled")
     button.scroll_visible(animate=False, immediate=True)
     await pilot.pause()
     assert await pilot.click(button), f"{selector} not clicked"
