@@ -647,7 +647,7 @@ def run_apply(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, lea
         return finish()
     except StepBlocked as b:
         code = EXIT_USAGE
-        error = {"step": b.step, "message": b.message, **{k: v for k, v in b.data.items()}}
+        error = {"step": b.step, "message": b.message, **b.data}
         out.error(b.message)
         return finish()
     except LeaseHeld as h:
@@ -769,7 +769,7 @@ def run_express(ctx: Any, out: Output, *, through: int = 11, opts: Any = None, l
         return finish()
     except StepBlocked as b:
         code = EXIT_USAGE
-        error = {"step": b.step, "message": b.message, **{k: v for k, v in b.data.items()}}
+        error = {"step": b.step, "message": b.message, **b.data}
         out.error(b.message)
         return finish()
     except KeyboardInterrupt:

@@ -316,20 +316,25 @@ async def test_configure_express_asks_to_save_unsaved_changes_first(make_sim_wor
 # --- on the emulator: Express from the start-up summary of a fresh project, to serving ---------------------
 
 
-@pytest.mark.asyncio
-async def test_express_from_the_summary_on_a_fresh_world_reaches_serving(make_sim_world, tmp_path, monkeypatch):
-    from test_walk import click, confirm, goto, type_text
+def wizard_on(world, tmp_path, monkeypatch) -> RhaiiApp:
+    """The wizard as `run_wizard` builds it on `world` (a state store, the start-up summary), with
+    no target, secret or gcloud setting from the environment."""
+    from rhaii_tui.config import StateStore
 
     monkeypatch.setenv("RHAII_TUI_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
     for name in ("PROJECT_ID", "ZONE", "CLUSTER_NAME", "NAMESPACE", "HF_TOKEN", "REGISTRY_PASSWORD",
                  "CLOUDSDK_CORE_PROJECT"):
         monkeypatch.delenv(name, raising=False)
-    from rhaii_tui.config import StateStore
-
-    world = make_sim_world("fresh", speed=2000)
     cfg = DeployConfig(project=world.endpoints["project"], replicas=3)
-    app = RhaiiApp(cfg, profile=world.profile(), state_store=StateStore(), resume=True)  # as run_wizard builds it
+    return RhaiiApp(cfg, profile=world.profile(), state_store=StateStore(), resume=True)
+
+
+@pytest.mark.asyncio
+async def test_express_from_the_summary_on_a_fresh_world_reaches_serving(make_sim_world, tmp_path, monkeypatch):
+    from test_walk import click, confirm, goto, type_text
+
+    app = wizard_on(make_sim_world("fresh", speed=2000), tmp_path, monkeypatch)
     async with app.run_test(size=(80, 24)) as pilot:
         summary = await summary_read(pilot)
         assert "Nothing is deployed" in summary.summary_text
@@ -364,14 +369,9 @@ async def test_express_from_the_summary_on_a_fresh_world_reaches_serving(make_si
 
 @pytest.mark.asyncio
 async def test_a_failing_branch_stops_the_run_and_shows_its_diagnosis(make_sim_world, tmp_path, monkeypatch):
-    from rhaii_tui.config import StateStore
     from test_walk import confirm
 
-    monkeypatch.setenv("RHAII_TUI_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
-    world = make_sim_world("bad-hf-token", speed=2000)
-    cfg = DeployConfig(project=world.endpoints["project"], replicas=3)
-    app = RhaiiApp(cfg, profile=world.profile(), state_store=StateStore(), resume=True)
+    app = wizard_on(make_sim_world("bad-hf-token", speed=2000), tmp_path, monkeypatch)
     async with app.run_test(size=(120, 40)) as pilot:
         await summary_read(pilot)
         give_secrets(app)
@@ -412,14 +412,9 @@ async def test_express_needs_a_connection_and_says_so():
 async def test_express_carries_on_from_where_the_cloud_stands(make_sim_world, tmp_path, monkeypatch):
     """On a project whose cluster and TPU pool exist: nothing billable, so no confirmation; their rows
     say they were there already, the rest runs to serving."""
-    from rhaii_tui.config import StateStore
     from rhaii_tui.widgets.confirm_cost import ConfirmCost
 
-    monkeypatch.setenv("RHAII_TUI_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
-    world = make_sim_world("cluster-ready", speed=2000)
-    cfg = DeployConfig(project=world.endpoints["project"], replicas=3)
-    app = RhaiiApp(cfg, profile=world.profile(), state_store=StateStore(), resume=True)
+    app = wizard_on(make_sim_world("cluster-ready", speed=2000), tmp_path, monkeypatch)
     async with app.run_test(size=(120, 40)) as pilot:
         await summary_read(pilot)
         give_secrets(app)

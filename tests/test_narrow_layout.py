@@ -24,6 +24,11 @@ from test_screens_4_5_snapshots import app_at, page_ready, show_failing_operator
 NARROW = (80, 24)
 
 
+def widget_text(widget) -> str:
+    """What a widget shows, its lines joined by spaces."""
+    return " ".join(line.text.strip() for line in widget.render_lines(widget.region.reset_offset))
+
+
 def test_a_pod_name_is_shortened_in_the_middle_keeping_what_tells_pods_apart():
     name = "qwen-3b-tpu-svc-kserve-6f7d9c8b5-a1b2c"
     assert fit_middle(name, 60) == name
@@ -84,7 +89,7 @@ def test_step_4_at_80_columns_every_rows_detail_is_readable_under_the_table():
                 await pilot.pause()
                 detail = str(table.model(key).get("detail") or "")
                 line = app.query_one("#op-detail")
-                text = " ".join(s.text.strip() for s in line.render_lines(line.region.reset_offset)) \
+                text = widget_text(line) \
                     if line.display and line.region.height else ""
                 if len(detail) > 10:  # longer than any room a detail column could have at 80 columns
                     assert " ".join(detail.split()) in " ".join(text.split()), (key, detail, text)
@@ -124,7 +129,7 @@ def test_every_pages_description_is_whole_at_80_columns():
                 purpose = page.query_one(".step-purpose")
                 if not purpose.display or purpose.region.height == 0:
                     continue  # a short terminal on a live page: the description is one key away (?)
-                shown = " ".join(line.text.strip() for line in purpose.render_lines(purpose.region.reset_offset))
+                shown = widget_text(purpose)
                 assert " ".join(shown.split()) == p.purpose, (p.number, shown)
 
     asyncio.run(walk())
@@ -185,7 +190,7 @@ def test_step_8_at_80_columns_every_connection_says_what_decided_it_and_what_was
                     continue  # a section heading
                 table.move_cursor(row=i, animate=False)
                 await pilot.pause()
-                text = " ".join(s.text.strip() for s in explain.render_lines(explain.region.reset_offset))
+                text = widget_text(explain)
                 text = " ".join(text.split())
                 assert f"Decided by: {decided_by(rows[key])}" in text, (key, text)
                 if key == "otherns-vllm":
@@ -222,7 +227,7 @@ def test_steps_9_to_11_hints_are_whole_under_their_buttons_at_80_columns():
                 await s911.page_ready(pilot)
                 hint = app.current_page.query_one(".run-status")
                 bar = hint.parent
-                text = " ".join(s.text.strip() for s in hint.render_lines(hint.region.reset_offset))
+                text = widget_text(hint)
                 assert " ".join(text.split()) == " ".join(str(hint.render()).split()), (number, text)
                 assert not text.rstrip().endswith("…"), (number, text)
                 for button in bar.query("Button"):
@@ -257,7 +262,7 @@ def test_step_2_progress_rows_keep_their_time_and_note_whole_at_80_columns():
             shown_time = "".join(s.text for s in time.render_lines(time.region.reset_offset)).strip()
             assert bar.time_text() and time.region.right <= 52 and shown_time == bar.time_text(), shown_time
             label = bar.query_one(".phase-note")
-            shown = " ".join(s.text.strip() for s in label.render_lines(label.region.reset_offset))
+            shown = widget_text(label)
             assert " ".join(shown.split()) == note
 
     asyncio.run(walk())
@@ -281,7 +286,7 @@ def test_the_start_up_summary_shows_the_whole_target_and_its_buttons_at_80x24():
                                  what="the summary")
             await pilot.pause()
             label = screen.query_one("#resume-target")
-            shown = " ".join(s.text.strip() for s in label.render_lines(label.region.reset_offset))
+            shown = widget_text(label)
             assert " ".join(shown.split()) == target, shown
             box = screen.query_one("#resume-box").content_region
             assert label.region.right <= box.right and label.region.height >= 2, (label.region, box)  # wraps

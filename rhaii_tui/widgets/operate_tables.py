@@ -45,16 +45,7 @@ class OpsPodTable(PodTableWidget):
         ("name", "Pod", 11),
     )
     FILL_COLUMN = "name"
-    # below 70 cells (an 80-column terminal): the replica, its stage (whole) and time, the pod's
-    # unique suffix
-    NARROW_COLUMNS = (
-        ("label", "#", 3),
-        ("stage", "Stage", 14),
-        ("in_stage", "In stage", 13),
-        ("name", "Pod", 6),
-    )
-    NARROW_FILL_COLUMN = "stage"
-    NARROW_BELOW = 70
+    # below 70 cells (an 80-column terminal): the step-5 table's narrow columns (inherited)
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)

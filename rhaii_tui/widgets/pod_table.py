@@ -184,13 +184,19 @@ class KeyedTable(DataTable):
         used = sum((w or 0) + pad for k, w in spec.items() if k != fill)
         scrollbar = self.styles.scrollbar_size_vertical if self.show_vertical_scrollbar else 0
         width = max(minimum, self.size.width - used - pad - scrollbar)
-        column = self.columns.get(fill)  # type: ignore[call-overload]
-        if column is not None and column.width != width:
-            column.width = width
-            self._update_count += 1
-            self._require_update_dimensions = True
-            self.refresh(layout=True)
+        if self._set_column_width(fill, width):
             self.reshow()  # cells fitted to the column's width (e.g. names shortened in the middle)
+
+    def _set_column_width(self, key: str, width: int) -> bool:
+        """Give a shown column a new width (re-laid out on the next refresh); False when it had it."""
+        column = self.columns.get(ColumnKey(key))  # type: ignore[call-overload]
+        if column is None or column.width == width:
+            return False
+        column.width = width
+        self._update_count += 1
+        self._require_update_dimensions = True
+        self.refresh(layout=True)
+        return True
 
     # reading -------------------------------------------------------------------------------------
     def row_keys(self) -> list[str]:
@@ -420,14 +426,9 @@ class PodTableWidget(KeyedTable):
         low, high = self.NARROW_IN_STAGE
         longest = max((len(shown.get("in_stage", ("", ""))[0]) for shown in self._shown.values()), default=0)
         width = max(low, min(high, longest))
-        if width == self.column_width("in_stage"):
-            return
-        self.columns_spec = tuple((k, label, width if k == "in_stage" else w) for k, label, w in self.columns_spec)
-        self.columns[ColumnKey("in_stage")].width = width  # type: ignore[index]
-        self._update_count += 1
-        self._require_update_dimensions = True
-        self.refresh(layout=True)
-        self._fit_fill_column()
+        if self._set_column_width("in_stage", width):
+            self.columns_spec = tuple((k, label, width if k == "in_stage" else w) for k, label, w in self.columns_spec)
+            self._fit_fill_column()
 
     def extra_cells(self, key: str, cells: Mapping[str, Any]) -> Mapping[str, Any]:
         out = dict(cells)

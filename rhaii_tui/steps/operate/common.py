@@ -291,16 +291,20 @@ class Runner:
             raise _Stopped()
 
     # GKE ----------------------------------------------------------------------------------------
+    def follow_pool_operation_in_flight(self) -> None:
+        """GKE runs one operation at a time on a cluster: follow the TPU pool's running one first."""
+        running = self.ctx.gke.in_flight(self.ctx.cfg.cluster, pool=TPU_POOL_NAME)
+        if running is not None:
+            self.say("nodes", f"Following {running.describe()} first...")
+            self._follow(running, None)
+
     def resize_pool(self, n: int) -> None:
         """Set the TPU pool's size and follow the operation (reattaching to one already running)."""
         from ..cluster import _send
 
         cfg = self.ctx.cfg
         gke = self.ctx.gke
-        running = gke.in_flight(cfg.cluster, pool=TPU_POOL_NAME)
-        if running is not None:
-            self.say("nodes", f"Following {running.describe()} first...")
-            self._follow(running, None)
+        self.follow_pool_operation_in_flight()
         self.say("nodes", f"Resizing node pool {TPU_POOL_NAME} to {n} node(s)...", wanted=n)
         op, again = _send(lambda: gke.set_pool_size(cfg.cluster, TPU_POOL_NAME, n),
                           lambda: gke.in_flight(cfg.cluster, {"SET_NODE_POOL_SIZE"}, pool=TPU_POOL_NAME), self.stop)

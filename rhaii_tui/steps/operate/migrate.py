@@ -231,7 +231,7 @@ def migrate(ctx: Any, *, single: str | None = None, replicas: int | None = None,
             ctx.kube().delete(m.LLMISVC_API_VERSION, LLMISVC_KIND, _name(found), ctx.cfg.namespace)
             run.wait_pods_gone(_name(found))
         else:
-            run.say("check", f"[1,4] No single-model deployment left" + (f" ({kept.get('name')} saved)." if kept else "."))
+            run.say("check", "[1,4] No single-model deployment left" + (f" ({kept.get('name')} saved)." if kept else "."))
         nodes = _pool_nodes(ctx)
         if len(nodes) != n:
             run.resize_pool(n)

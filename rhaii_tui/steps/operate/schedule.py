@@ -335,10 +335,7 @@ def _set_autoscaling(run: Runner, autoscaling: tuple[int, int] | None) -> None:
 
     cfg = run.ctx.cfg
     gke = run.ctx.gke
-    running = gke.in_flight(cfg.cluster, pool=TPU_POOL_NAME)
-    if running is not None:
-        run.say("nodes", f"Following {running.describe()} first...")
-        run._follow(running, None)
+    run.follow_pool_operation_in_flight()
     what = "off" if autoscaling is None else f"{autoscaling[0]}-{autoscaling[1]} nodes"
     run.say("nodes", f"Node pool {TPU_POOL_NAME}: autoscaling {what}...")
     op, _again = _send(lambda: gke.set_pool_autoscaling(cfg.cluster, TPU_POOL_NAME, autoscaling),
