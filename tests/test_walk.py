@@ -265,7 +265,8 @@ async def test_walk_from_an_empty_project_to_teardown_the_sidebar_agrees_with_st
         await pilot.click(duration)
         await pilot.press("end", "backspace", "backspace", "backspace", "1")
         await until(pilot, lambda: duration.value == "1", timeout=10, what="a 1 s run")
-        await pilot.click("#perf-run")
+        await click(pilot, "#perf-run")  # scrolled into view, enabled, and the click landed on it
+        await until(pilot, lambda: page.running or page.result is not None, timeout=STEP, what="step 10 running")
         await until(pilot, lambda: page.result is not None and not page.running and status(app, 10) == "done",
                     timeout=STEP, what="step 10 done")
         await agree(pilot, world, "step 10's run")
